@@ -1,0 +1,45 @@
+"""Image tensors to pictures: range conversion and sample grids, shared by the CLIs and training."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import atomic_write_bytes
+
+
+def to_unit(x: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
+    """NCHW in [lo, hi] -> NCHW float in [0, 1]."""
+    return ((x.float() - lo) / (hi - lo)).clamp(0, 1)
+
+
+def to_uint8_hwc(x: torch.Tensor) -> np.ndarray:
+    """NCHW in [-1, 1] -> uint8 NHWC (grayscale stays one channel)."""
+    return (to_unit(x) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """NCHW in [-1, 1] -> one uint8 HWC picture with nrow images per row (square-ish by default)."""
+    arr = to_uint8_hwc(images)
+    n, h, w, c = arr.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = arr[i]
+    return out
+
+
+def save_image(arr: np.ndarray, path: str | os.PathLike) -> None:
+    """Save an HWC uint8 array (1, 3 or 4 channels) atomically; the format follows the suffix."""
+    img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+    fmt = Image.registered_extensions().get(os.path.splitext(str(path))[1].lower(), "PNG")
+    atomic_write_bytes(path, lambda tmp: img.save(tmp, format=fmt))
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> None:
+    save_image(grid(images, nrow), path)
