@@ -1,2 +1,3 @@
 """One module per architecture family; importing them registers them."""
 from . import dcgan  # noqa: F401
+from . import translators  # noqa: F401
