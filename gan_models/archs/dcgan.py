@@ -119,7 +119,7 @@ def layout_from_state_dict(sd, meta: dict) -> list[dict]:
             s = strides[n_conv] if strides else (1 if first else 2)
             k = w.shape[2]
             layout.append(dict(op="convT", cin=w.shape[0], cout=w.shape[1], k=k, s=s,
-                               p=0 if first else (k - s) // 2, bias="bias" in p))
+                               p=0 if first else (k - 1) // 2, bias="bias" in p))
             n_conv += 1
         elif w.ndim == 1 and "running_mean" in p:
             layout.append(dict(op="bn", ch=w.shape[0]))

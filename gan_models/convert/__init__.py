@@ -65,6 +65,12 @@ def convert_file(src, dst, fmt: str | None = None, **options) -> dict:
     for attr in ("z_dim", "c_dim", "w_dim", "num_ws", "img_resolution", "img_channels"):
         if hasattr(G, attr) and attr not in meta:
             meta[attr] = int(getattr(G, attr))
+    names = options.get("class_names")
+    if names:
+        if len(names) != getattr(G, "c_dim", 0):
+            raise CheckpointError(f"{len(names)} class names given for a generator with "
+                                  f"{getattr(G, 'c_dim', 0)} classes")
+        meta["class_names"] = list(names)
     checkpoint.write(dst, state, meta)
     return meta
 

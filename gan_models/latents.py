@@ -1,0 +1,231 @@
+"""Latents that know what they are: sampling, truncation, interpolation, style-mixing ranges, files.
+
+A `Latent` carries its space ('z' or 'w'), the generator dimensions it was made for and its labels,
+so that wiring it into the wrong generator is a clear error instead of a shape mismatch deep inside.
+Seeds follow NVlabs' gen_images.py (`np.random.RandomState(seed).randn(z_dim)`), so a seed found
+with NVlabs' tools gives the same image here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .checkpoint import CheckpointError, atomic_write_bytes
+
+LATENT_FORMAT = "comfyui-gan-latent/1"
+
+
+def dims_of(G) -> dict:
+    d = {"z_dim": int(G.z_dim), "c_dim": int(G.c_dim)}
+    if is_style_based(G):
+        d.update(w_dim=int(G.w_dim), num_ws=int(G.num_ws))
+    return d
+
+
+def is_style_based(G) -> bool:
+    return hasattr(G, "mapping") and hasattr(G, "synthesis")
+
+
+@dataclass
+class Latent:
+    space: str                      # 'z': [N, z_dim]; 'w': [N, num_ws, w_dim]
+    values: torch.Tensor
+    c: torch.Tensor | None          # one-hot [N, c_dim] (soft after interpolation), or None
+    dims: dict                      # the generator dimensions it was made for (see dims_of)
+    seeds: list = field(default_factory=list)
+
+    def __len__(self):
+        return self.values.shape[0]
+
+    def check_fits(self, G) -> None:
+        want = dims_of(G)
+        for k, v in self.dims.items():
+            if k in want and want[k] != v:
+                raise ValueError(f"latent was made for a generator with {k}={v}, this one has {k}={want[k]}: "
+                                 "sample the latent from the same generator")
+        if self.space == "w" and not is_style_based(G):
+            raise ValueError("a W latent needs a style-based generator (StyleGAN); this one only takes z")
+
+    def index(self, idx) -> "Latent":
+        if isinstance(idx, slice):
+            seeds = self.seeds[idx]
+        else:
+            seeds = [self.seeds[i] for i in idx] if self.seeds else []
+        return replace(self, values=self.values[idx], c=None if self.c is None else self.c[idx], seeds=seeds)
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11] (NVlabs' range syntax)."""
+    out = []
+    if not re.fullmatch(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*,?\s*", str(spec)):
+        raise ValueError(f"seeds must look like '0-15' or '1,5,9-12', not {spec!r}")
+    for part in str(spec).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = (int(x) for x in part.split("-", 1))
+            if b < a:
+                raise ValueError(f"seed range {part!r} runs backwards")
+            out.extend(range(a, b + 1))
+        else:
+            out.append(int(part))
+    if not out:
+        raise ValueError(f"no seeds in {spec!r}")
+    return out
+
+
+def class_vector(G, classes, n: int) -> torch.Tensor | None:
+    """One-hot labels for n items. classes: None (unconditional), an int for all, or a list of ints."""
+    c_dim = int(G.c_dim)
+    if c_dim == 0:
+        if classes is not None and not (isinstance(classes, list) and not classes):
+            raise ValueError("this generator is unconditional: it takes no class")
+        return None
+    if classes is None:
+        raise ValueError(f"this generator is class-conditional: choose a class in 0..{c_dim - 1} (or random)")
+    idx = [classes] * n if isinstance(classes, int) else list(classes)
+    bad = [k for k in idx if not 0 <= k < c_dim]
+    if bad:
+        raise ValueError(f"class {bad[0]} is out of range: this generator has {c_dim} classes (0..{c_dim - 1})")
+    return torch.nn.functional.one_hot(torch.tensor(idx), c_dim).float()
+
+
+def sample(G, seeds: list[int], classes=None) -> Latent:
+    """z latents, one per seed. classes: None, an int, a list (one per seed) or 'random' (drawn per
+    seed from the same RandomState, after z, so z stays NVlabs-compatible)."""
+    zs, drawn = [], []
+    for s in seeds:
+        rs = np.random.RandomState(int(s) % 2 ** 32)
+        zs.append(rs.randn(int(G.z_dim)))
+        if classes == "random" and G.c_dim:
+            drawn.append(int(rs.randint(int(G.c_dim))))
+    if classes == "random":
+        classes = drawn if G.c_dim else None
+    z = torch.from_numpy(np.stack(zs)).float()
+    return Latent("z", z, class_vector(G, classes, len(seeds)), dims_of(G), list(seeds))
+
+
+def truncate_w(G, ws: torch.Tensor, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:
+    """w_avg + psi * (w - w_avg) on the layers before cutoff (all layers when cutoff is None)."""
+    if psi == 1:
+        return ws
+    w_avg = G.mapping.w_avg.to(ws.dtype)
+    if w_avg.ndim == 1:
+        w_avg = w_avg[None, None]
+    else:  # per-class w_avg tables are [c_dim, w_dim] in some forks; use the global mean
+        w_avg = w_avg.mean(0)[None, None]
+    ws = ws.clone()
+    n = ws.shape[1] if cutoff is None else min(int(cutoff), ws.shape[1])
+    ws[:, :n] = w_avg + psi * (ws[:, :n] - w_avg)
+    return ws
+
+
+def to_w(G, lat: Latent, psi: float = 1.0, cutoff: int | None = None) -> Latent:
+    lat.check_fits(G)
+    if lat.space == "w":
+        return replace(lat, values=truncate_w(G, lat.values, psi, cutoff))
+    if not is_style_based(G):
+        raise ValueError("only style-based generators (StyleGAN) have a W space")
+    p = next(G.parameters())
+    c = None if lat.c is None else lat.c.to(p.device, p.dtype)
+    ws = G.mapping(lat.values.to(p.device, p.dtype), c, truncation_psi=psi, truncation_cutoff=cutoff)
+    return replace(lat, space="w", values=ws.float().cpu())
+
+
+def mixing_presets(num_ws: int) -> dict[str, int]:
+    """Crossover layers for style mixing, from the model's own layer count: the ws split in thirds
+    into coarse (pose, shape), middle (features) and fine (colour, texture) layers, as Karras et al.
+    group them by resolution. 'middle': the mix latent supplies middle and fine layers; 'fine': the
+    fine layers only."""
+    if num_ws < 3:
+        raise ValueError(f"a generator with {num_ws} ws has no coarse/middle/fine split")
+    return {"middle": round(num_ws / 3), "fine": round(2 * num_ws / 3)}
+
+
+def mix(G, ws: torch.Tensor, ws2: torch.Tensor, crossover: int) -> torch.Tensor:
+    """Layers from `crossover` on come from ws2 (style mixing, Karras et al. 2019)."""
+    if ws2.shape[0] not in (1, ws.shape[0]):
+        raise ValueError(f"mixing latent has {ws2.shape[0]} items; need 1 or {ws.shape[0]}")
+    if not 0 <= crossover <= ws.shape[1]:
+        raise ValueError(f"crossover {crossover} outside 0..{ws.shape[1]}")
+    out = ws.clone()
+    out[:, crossover:] = ws2[:, crossover:].expand(ws.shape[0], -1, -1)
+    return out
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation along the last dim (for Gaussian z, whose mass lies near a sphere)."""
+    a_n, b_n = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((a_n * b_n).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    out = (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+    near = omega < 1e-4  # nearly parallel: fall back to lerp, which is exact there
+    return torch.where(near, a + t * (b - a), out)
+
+
+def interpolate(a: Latent, b: Latent, frames: int, method: str = "auto", pingpong: bool = False) -> Latent:
+    """Frames from a to b, both ends included. A batch of N items (or 1 item against N) moves
+    item by item; the result is frame-major: frame 0's N items, then frame 1's, and so on."""
+    if a.space != b.space:
+        raise ValueError(f"cannot interpolate a {a.space.upper()} latent with a {b.space.upper()} latent")
+    if a.dims != b.dims:
+        raise ValueError("the two latents were made for different generators")
+    if frames < 2:
+        raise ValueError("interpolation needs at least 2 frames")
+    na, nb = len(a), len(b)
+    if na != nb and 1 not in (na, nb):
+        raise ValueError(f"latent batches of {na} and {nb} items: give equal sizes or one item")
+    method = ("slerp" if a.space == "z" else "lerp") if method == "auto" else method
+    n = max(na, nb)
+    av, bv = a.values.expand(n, *a.values.shape[1:]), b.values.expand(n, *b.values.shape[1:])
+    ts = torch.linspace(0, 1, frames)
+    if pingpong:  # there and back, without repeating either end, so the loop is seamless
+        ts = torch.cat([ts, ts.flip(0)[1:-1]])
+    vals, cs = [], []
+    for t in ts:
+        shape = (1,) * av.ndim
+        tt = t.reshape(shape)
+        vals.append(slerp(av, bv, tt) if method == "slerp" else av + tt * (bv - av))
+        if a.c is not None:
+            cs.append(a.c.expand(n, -1) + t * (b.c.expand(n, -1) - a.c.expand(n, -1)))
+    return Latent(a.space, torch.cat(vals), torch.cat(cs) if cs else None, dict(a.dims), [])
+
+
+def concat(latents: list[Latent]) -> Latent:
+    first = latents[0]
+    for l in latents[1:]:
+        if l.space != first.space or l.dims != first.dims:
+            raise ValueError("latents from different generators or spaces cannot be batched together")
+    c = None if first.c is None else torch.cat([l.c for l in latents])
+    return Latent(first.space, torch.cat([l.values for l in latents]), c, dict(first.dims),
+                  sum((l.seeds for l in latents), []))
+
+
+def save_latent(path: str | os.PathLike, lat: Latent) -> None:
+    tensors = {"values": lat.values.float().contiguous()}
+    if lat.c is not None:
+        tensors["c"] = lat.c.float().contiguous()
+    meta = {"format": LATENT_FORMAT, "space": lat.space, "dims": json.dumps(lat.dims),
+            "seeds": json.dumps(lat.seeds)}
+    atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_latent(path: str | os.PathLike) -> Latent:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise CheckpointError(f"{os.path.basename(str(path))}: not a latent file ({e})") from e
+    if meta.get("format") != LATENT_FORMAT or "values" not in tensors:
+        raise CheckpointError(f"{os.path.basename(str(path))}: not a comfyui-gan latent file")
+    return Latent(meta["space"], tensors["values"], tensors.get("c"), json.loads(meta["dims"]),
+                  json.loads(meta.get("seeds", "[]")))

@@ -1,0 +1,20 @@
+"""ComfyUI adapters: each node turns sockets and widgets into one gan_models call."""
+from .generate import GenerateGANImage
+from .interpolate import GANLatentInterpolate
+from .latent import SampleGANLatent
+from .loader import LoadGANGenerator
+
+# Ids carry a pack prefix: ComfyUI silently drops a custom node whose id is a core id (core has
+# LatentInterpolate), and short ids collide with other packs. Display names carry the roles.
+NODE_CLASS_MAPPINGS = {
+    "ComfyGAN_LoadGANGenerator": LoadGANGenerator,
+    "ComfyGAN_SampleLatent": SampleGANLatent,
+    "ComfyGAN_GenerateImage": GenerateGANImage,
+    "ComfyGAN_LatentInterpolate": GANLatentInterpolate,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ComfyGAN_LoadGANGenerator": "Load GAN Generator (LoadGANGenerator)",
+    "ComfyGAN_SampleLatent": "Sample GAN Latent (SampleLatent)",
+    "ComfyGAN_GenerateImage": "Generate Image (GAN)",
+    "ComfyGAN_LatentInterpolate": "Latent Interpolate (GAN)",
+}

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from ..gan_models import latents as L
+from . import host
+
+TRUNC_TOOLTIP = ("Truncation psi: 1 = no truncation; lower values trade variety for typical, cleaner "
+                 "images; 0 gives the average image.")
+
+
+class SampleGANLatent:
+    CATEGORY = "GAN"
+    DESCRIPTION = "Samples one latent per image from a seed, as NVlabs' gen_images.py does (seed, seed+1, ...)."
+    RETURN_TYPES = ("GAN_LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("GAN latents: feed to Generate Image (GAN) or Latent Interpolate (GAN). "
+                       "Not a Stable Diffusion LATENT.",)
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "generator": ("GAN_GENERATOR", {"tooltip": "The generator the latent is for."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF,
+                             "tooltip": "Item i of the batch uses seed + i, so any single image can be found again."}),
+            "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096, "tooltip": "How many latents."}),
+            "class_index": ("INT", {"default": -1, "min": -1, "max": 100000,
+                                    "tooltip": "Class-conditional models: the class of every item "
+                                               "(see the model card for names); -1 draws a random class per item. "
+                                               "Must stay -1 for unconditional models."}),
+        }, "optional": {
+            "space": (["z", "w"], {"default": "z",
+                                   "tooltip": "z: the input noise. w: mapped through a StyleGAN's mapping network "
+                                              "(with truncation), for W-space interpolation and mixing."}),
+            "truncation_psi": ("FLOAT", {"default": 1.0, "min": -2.0, "max": 2.0, "step": 0.05,
+                                         "tooltip": TRUNC_TOOLTIP + " Used when space is w."}),
+            "truncation_cutoff": ("INT", {"default": 0, "min": 0, "max": 64,
+                                          "tooltip": "Truncate only the first N layers; 0 = all layers. "
+                                                     "Used when space is w."}),
+        }}
+
+    def sample(self, generator, seed, batch_size, class_index=-1, space="z", truncation_psi=1.0,
+               truncation_cutoff=0):
+        seeds = [seed + i for i in range(batch_size)]
+        if generator.c_dim:
+            classes = "random" if class_index < 0 else class_index
+        else:
+            if class_index >= 0:
+                raise ValueError(f"class_index {class_index} given, but this generator is unconditional: "
+                                 "set class_index to -1")
+            classes = None
+        lat = L.sample(generator, seeds, classes)
+        if space == "w":
+            lat = L.to_w(generator, lat, truncation_psi, truncation_cutoff or None)
+        return (lat,)

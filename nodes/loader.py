@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+
+from ..gan_models import load_generator
+from . import host
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_CACHE: "OrderedDict[tuple, torch.nn.Module]" = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def cached_load(path, device: torch.device, dtype: torch.dtype):
+    """Generators are cached by path, modification time, device and dtype: re-running a workflow
+    costs nothing, and replacing the file on disk is picked up."""
+    key = (str(path), path.stat().st_mtime_ns, str(device), str(dtype))
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    G = load_generator(path, device=device, dtype=dtype)
+    _CACHE[key] = G
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return G
+
+
+class LoadGANGenerator:
+    CATEGORY = "GAN"
+    DESCRIPTION = "Loads a GAN generator or image-to-image translator from a .safetensors checkpoint."
+    RETURN_TYPES = ("GAN_GENERATOR",)
+    RETURN_NAMES = ("generator",)
+    OUTPUT_TOOLTIPS = ("The loaded network: feed it to Sample GAN Latent and Generate Image (GAN), "
+                       "or to GAN Style Transfer for a translator.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "checkpoint": (host.list_checkpoints(), {
+                "tooltip": "A .safetensors checkpoint from models/gan or the pack's weights/ folder. "
+                           "Convert NVlabs .pkl, rosinality .pt and CycleGAN .pth files first with "
+                           "python -m gan_models.convert."}),
+            "device": (["auto", "cpu"], {"default": "auto",
+                                         "tooltip": "auto: ComfyUI's compute device; cpu: always the CPU."}),
+            "dtype": (["float32", "float16", "bfloat16"], {
+                "default": "float32",
+                "tooltip": "Weights precision. float16/bfloat16 halve memory and are faster on GPUs; "
+                           "keep float32 on the CPU."}),
+        }}
+
+    def load(self, checkpoint, device="auto", dtype="float32"):
+        G = cached_load(host.checkpoint_path(checkpoint), host.torch_device(device), DTYPES[dtype])
+        return (G,)
