@@ -1,3 +1,4 @@
 """One module per architecture family; importing them registers them."""
 from . import dcgan  # noqa: F401
+from . import stylegan2  # noqa: F401
 from . import translators  # noqa: F401

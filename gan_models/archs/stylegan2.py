@@ -130,3 +130,573 @@ class MappingNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Resampling: an FIR filter applied around zero-insertion upsampling (upfirdn2d), written with
+# stock PyTorch ops so it runs anywhere; NVlabs' CUDA kernel computes the same thing.
+
+def setup_filter(f) -> torch.Tensor:
+    """A 2-D low-pass filter normalised to unit DC gain from 1-D taps ([1,3,3,1]) or a 2-D array."""
+    f = torch.as_tensor(f, dtype=torch.float32)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim == 1:
+        f = torch.outer(f, f)
+    if f.ndim != 2:
+        raise ValueError(f"resample filter must be 1-D or 2-D, got shape {list(f.shape)}")
+    return f / f.sum()
+
+
+def _separate(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(column, row) taps when f is an outer product, which turns one k*k depthwise pass into two k-tap
+    passes; None when it is not separable."""
+    col = f[:, f.abs().sum(0).argmax()]
+    row = f[col.abs().argmax()] / col[col.abs().argmax()]
+    return (col, row) if torch.allclose(torch.outer(col, row), f, rtol=1e-6, atol=1e-8) else None
+
+
+def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, padding=(0, 0, 0, 0),
+              gain: float = 1.0, flip_filter: bool = False, separable: bool = False) -> torch.Tensor:
+    """Upsample by zero insertion, pad (negative = crop) as [x0, x1, y0, y1], convolve with f, keep
+    every `down`-th pixel. `separable=True` filters rows and columns apart (same result up to rounding)."""
+    n, c, h, w = x.shape
+    px0, px1, py0, py1 = padding
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    f = f.to(x.dtype) * (gain ** (f.ndim / 2))
+    if not flip_filter:  # conv2d correlates; a true convolution flips the taps
+        f = f.flip(list(range(f.ndim)))
+    parts = _separate(f) if separable else None
+    if parts is not None:
+        col, row = parts
+        x = F.conv2d(x, row.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        x = F.conv2d(x, col.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    else:
+        x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, gain: float = 1.0, separable: bool = False):
+    fh, fw = f.shape
+    p = [(fw + up - 1) // 2, (fw - up) // 2, (fh + up - 1) // 2, (fh - up) // 2]
+    return upfirdn2d(x, f, up=up, padding=p, gain=gain * up * up, separable=separable)
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
+                    padding: int = 0, groups: int = 1, flip_weight: bool = True,
+                    separable: bool = False) -> torch.Tensor:
+    """Convolution with optional 2x upsampling, the generator's only resampling case: a strided
+    transposed convolution followed by the low-pass filter, so no zero-stuffed tensor is convolved
+    with the full kernel."""
+    out_channels, in_per_group, kh, kw = w.shape
+    if up == 1:
+        if not flip_weight:
+            w = w.flip([2, 3])
+        return F.conv2d(x, w, padding=padding, groups=groups)
+    fh, fw = f.shape
+    px0, px1 = padding + (fw + up - 1) // 2, padding + (fw - up) // 2
+    py0, py1 = padding + (fh + up - 1) // 2, padding + (fh - up) // 2
+    if kh == 1 and kw == 1:
+        x = F.conv2d(x, w, groups=groups)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up * up, separable=separable)
+    if groups == 1:
+        w = w.transpose(0, 1)
+    else:
+        w = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
+        w = w.reshape(groups * in_per_group, out_channels // groups, kh, kw)
+    if flip_weight:  # conv_transpose2d already convolves; the correlation convention needs the flip
+        w = w.flip([2, 3])
+    px0, px1, py0, py1 = px0 - (kw - 1), px1 - (kw - up), py0 - (kh - 1), py1 - (kh - up)
+    pxt, pyt = max(min(-px0, -px1), 0), max(min(-py0, -py1), 0)
+    x = F.conv_transpose2d(x, w, stride=up, padding=[pyt, pxt], groups=groups)
+    return upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up * up,
+                     separable=separable)
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
+                     noise: torch.Tensor | None = None, up: int = 1, padding: int = 0,
+                     resample_filter: torch.Tensor | None = None, demodulate: bool = True,
+                     flip_weight: bool = True, fused_modconv: bool = True,
+                     separable: bool = False) -> torch.Tensor:
+    """The StyleGAN2 convolution: the input channels of `weight` scaled per sample by `styles`, then
+    each output channel renormalised to unit expected variance (demodulation, replacing AdaIN).
+
+    fused: one grouped convolution over per-sample weights. Not fused: the same arithmetic moved onto
+    the activations (scale in, shared-weight conv, scale out), which lets a batch share one kernel."""
+    n = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:
+        # keep the products in fp16 range; demodulation cancels the rescaling
+        weight = weight * (1 / math.sqrt(in_channels * kh * kw)
+                           / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    w = dcoefs = None
+    if demodulate or fused_modconv:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+    if not fused_modconv:
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
+                            flip_weight=flip_weight, separable=separable)
+        if demodulate:
+            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return x
+    if demodulate:
+        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_channels, kh, kw)
+    x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, padding=padding, groups=n,
+                        flip_weight=flip_weight, separable=separable)
+    x = x.reshape(n, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
+# Synthesis network
+
+NOISE_MODES = ("const", "random", "none")
+
+
+class Conv2dLayer(nn.Module):
+    """Plain equalized-lr convolution; in the generator only the 1x1 upsampling skip of 'resnet'."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
+                 activation: str = "linear", up: int = 1, resample_filter=(1, 3, 3, 1),
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.activation, self.up, self.conv_clamp = activation, up, conv_clamp
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.padding = kernel_size // 2
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
+
+    def forward(self, x: torch.Tensor, gain: float = 1, separable: bool = False) -> torch.Tensor:
+        w = (self.weight * self.weight_gain).to(x.dtype)
+        x = conv2d_resample(x, w, f=self.resample_filter, up=self.up, padding=self.padding,
+                            flip_weight=(self.up == 1), separable=separable)
+        b = self.bias.to(x.dtype) if self.bias is not None else None
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        act_gain = (SQRT2 if self.activation in ("lrelu", "relu") else 1.0) * gain
+        return bias_act(x, b, act=self.activation, gain=act_gain, clamp=clamp)
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 convolution (optionally 2x up), per-pixel noise, bias, leaky ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
+                 kernel_size: int = 3, up: int = 1, use_noise: bool = True, activation: str = "lrelu",
+                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.resolution, self.up, self.use_noise = resolution, up, use_noise
+        self.activation, self.conv_clamp = activation, conv_clamp
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.padding = kernel_size // 2
+        self.act_gain = SQRT2 if activation in ("lrelu", "relu") else 1.0
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
+                fused_modconv: bool = True, gain: float = 1, noise: torch.Tensor | None = None,
+                separable: bool = False) -> torch.Tensor:
+        styles = self.affine(w)
+        if self.use_noise:
+            if noise is not None:
+                noise = _as_noise(noise, x.shape[0], self.resolution) * self.noise_strength
+            elif noise_mode == "random":
+                noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
+                                    dtype=torch.float32) * self.noise_strength
+            elif noise_mode == "const":
+                noise = self.noise_const * self.noise_strength
+            else:
+                noise = None
+        else:
+            noise = None
+        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
+                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
+                             fused_modconv=fused_modconv, separable=separable)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+    def extra_repr(self) -> str:
+        return (f"in={self.in_channels}, out={self.out_channels}, resolution={self.resolution}, "
+                f"up={self.up}, activation={self.activation}")
+
+
+def _as_noise(noise: torch.Tensor, n: int, resolution: int) -> torch.Tensor:
+    """Explicit noise as [N or 1, 1, r, r] (also accepts [r, r], as stored in noise_const)."""
+    if noise.ndim == 2:
+        noise = noise[None, None]
+    if noise.ndim != 4 or noise.shape[1] != 1 or tuple(noise.shape[2:]) != (resolution, resolution) \
+            or noise.shape[0] not in (1, n):
+        raise ValueError(f"noise for a {resolution}x{resolution} layer must be [1 or {n}, 1, {resolution}, "
+                         f"{resolution}], got {list(noise.shape)}")
+    return noise
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 convolution to image channels, without demodulation."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
+        return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution: (const or 2x-upsampling conv0) + conv1, and an RGB output per architecture:
+    'orig' only at the last block, 'skip' summed over upsampled RGB outputs of every block,
+    'resnet' with a 1x1 upsampling shortcut around the two convs."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
+                 img_channels: int, is_last: bool, architecture: str = "skip",
+                 resample_filter=(1, 3, 3, 1), conv_clamp: float | None = None, use_fp16: bool = False,
+                 **layer_kwargs):
+        super().__init__()
+        if architecture not in ("orig", "skip", "resnet"):
+            raise ValueError(f"architecture must be 'orig', 'skip' or 'resnet', not {architecture!r}")
+        self.in_channels, self.w_dim, self.resolution = in_channels, w_dim, resolution
+        self.img_channels, self.is_last, self.architecture = img_channels, is_last, architecture
+        self.use_fp16 = use_fp16
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.num_conv = self.num_torgb = 0
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
+            self.num_conv += 1
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution,
+                                    resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
+        self.num_conv += 1
+        if is_last or architecture == "skip":
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+            self.num_torgb += 1
+        if in_channels != 0 and architecture == "resnet":
+            self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
+                                    resample_filter=resample_filter)
+
+    def forward(self, x, img, ws, dtype=torch.float32, fused_modconv=None, noise_mode="const",
+                noises=(None, None), separable=False):
+        w_iter = iter(ws.unbind(dim=1))
+        if fused_modconv is None:
+            # NVlabs' rule: per-sample weights only when they stay cheap and exact enough
+            fused_modconv = (not self.training) and (dtype == torch.float32 or ws.shape[0] == 1)
+        kw = dict(fused_modconv=fused_modconv, noise_mode=noise_mode, separable=separable)
+        if self.in_channels == 0:
+            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.conv1(x, next(w_iter), noise=noises[0], **kw)
+        elif self.architecture == "resnet":
+            x = x.to(dtype)
+            y = self.skip(x, gain=math.sqrt(0.5), separable=separable)
+            x = self.conv0(x, next(w_iter), noise=noises[0], **kw)
+            x = self.conv1(x, next(w_iter), gain=math.sqrt(0.5), noise=noises[1], **kw)
+            x = y + x
+        else:
+            x = x.to(dtype)
+            x = self.conv0(x, next(w_iter), noise=noises[0], **kw)
+            x = self.conv1(x, next(w_iter), noise=noises[1], **kw)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter, separable=separable)
+        if self.is_last or self.architecture == "skip":
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
+            img = img + y if img is not None else y
+        return x, img
+
+    def extra_repr(self) -> str:
+        return f"resolution={self.resolution}, architecture={self.architecture}, use_fp16={self.use_fp16}"
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, img_channels, R, R]. Block b{res} reads ws[:, i:i+k] where
+    consecutive blocks share one w between the ToRGB of one and conv0 of the next."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
+                 channel_max: int = 512, num_fp16_res: int = 0, channels: dict | None = None,
+                 **block_kwargs):
+        super().__init__()
+        log2 = int(math.log2(img_resolution)) if img_resolution > 0 else 0
+        if img_resolution < 4 or 2 ** log2 != img_resolution:
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
+        if channels is None:
+            channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        channels = {int(k): int(v) for k, v in channels.items()}
+        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
+        self.num_fp16_res = num_fp16_res
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res,
+                                   img_channels, is_last=(res == img_resolution),
+                                   use_fp16=(res >= fp16_resolution), **block_kwargs)
+            self.num_ws += block.num_conv + (block.num_torgb if res == img_resolution else 0)
+            setattr(self, f"b{res}", block)
+
+    def noise_shapes(self) -> list[tuple[int, int, int, int]]:
+        """Shapes of the explicit `noise` list, one per conv layer in order (as rosinality's make_noise)."""
+        return [(1, 1, res, res) for res in self.block_resolutions
+                for _ in range(getattr(self, f"b{res}").num_conv)]
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", noise=None,
+                force_fp32: bool | None = None, fused_modconv: bool | None = None,
+                separable: bool = False) -> torch.Tensor:
+        """noise_mode: 'const' (the stored noise_const buffers, reproducible), 'random' or 'none'.
+        noise: explicit per-layer noise (see noise_shapes), overrides noise_mode.
+        force_fp32: None = fp16 blocks (num_fp16_res) only on CUDA; False = wherever configured;
+        True = never."""
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, not {noise_mode!r}")
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        layer_noise = [None] * sum(getattr(self, f"b{r}").num_conv for r in self.block_resolutions)
+        if noise is not None:
+            noise = list(noise)
+            if len(noise) != len(layer_noise):
+                raise ValueError(f"noise must be a list of {len(layer_noise)} tensors (one per conv layer), "
+                                 f"got {len(noise)}")
+            layer_noise = noise
+        if force_fp32 is None:
+            force_fp32 = ws.device.type != "cuda"
+        ws = ws.to(torch.float32)
+        x = img = None
+        w_idx = n_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            cur_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+            dtype = torch.float16 if block.use_fp16 and not force_fp32 else torch.float32
+            noises = layer_noise[n_idx: n_idx + block.num_conv]
+            x, img = block(x, img, cur_ws, dtype=dtype, fused_modconv=fused_modconv, noise_mode=noise_mode,
+                           noises=noises if block.in_channels else (noises[0], None), separable=separable)
+            w_idx += block.num_conv
+            n_idx += block.num_conv
+        return img
+
+    def extra_repr(self) -> str:
+        return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}"
+
+
+class Generator(nn.Module):
+    """z [N, z_dim] (+ one-hot c [N, c_dim]) -> image [N, img_channels, R, R] in about [-1, 1]."""
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
+                 mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **(mapping_kwargs or {}))
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.mapping.w_avg
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
+                truncation_cutoff: int | None = None, noise_mode: str = "const", **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints: NVlabs keys are the module's own; rosinality's are renamed onto them.
+
+def _is_nvlabs(sd) -> bool:
+    return ("mapping.fc0.weight" in sd and "synthesis.b4.const" in sd
+            and "synthesis.b4.conv1.affine.weight" in sd)
+
+
+def _is_rosinality(sd) -> bool:
+    need = ("style.1.weight", "input.input", "conv1.conv.weight", "conv1.conv.modulation.weight",
+            "to_rgb1.conv.weight")
+    # swagan.py shares these names but its ToRGB emits 4 wavelet bands (12 channels): not this network
+    return all(k in sd for k in need) and sd["to_rgb1.conv.weight"].shape[1] == 3
+
+
+def detect(sd, meta: dict) -> float:
+    if _is_nvlabs(sd):
+        return 1.0
+    if _is_rosinality(sd):
+        return 0.9
+    return 0.0
+
+
+def rosinality_to_nvlabs(sd, latent_avg: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Rename a rosinality Generator state dict (g_ema) onto NVlabs' keys.
+
+    rosinality folds the equalized-lr scale 1/sqrt(fan_in) into ModulatedConv2d at run time; NVlabs'
+    demodulated layers have none, so it is folded into the weights here (same product, same order).
+    ToRGB keeps it in both (on the styles). `latent_avg` (saved beside g_ema) becomes mapping.w_avg."""
+    if not _is_rosinality(sd):
+        raise ValueError("not a rosinality StyleGAN2 generator state dict (need style.N, input.input, conv1, "
+                         "to_rgb1)")
+    sd = dict(sd)
+    out: dict[str, torch.Tensor] = {}
+    n_mlp = 0
+    while f"style.{n_mlp + 1}.weight" in sd:
+        out[f"mapping.fc{n_mlp}.weight"] = sd[f"style.{n_mlp + 1}.weight"]
+        out[f"mapping.fc{n_mlp}.bias"] = sd[f"style.{n_mlp + 1}.bias"]
+        n_mlp += 1
+    w_dim = out[f"mapping.fc{n_mlp - 1}.weight"].shape[0]
+    avg = latent_avg if latent_avg is not None else sd.get("latent_avg")
+    if avg is not None:
+        avg = avg.reshape(-1)
+        if avg.numel() != w_dim:
+            raise ValueError(f"latent_avg has {avg.numel()} values, the mapping outputs {w_dim}")
+    out["mapping.w_avg"] = avg.float() if avg is not None else torch.zeros([w_dim])
+
+    kernel = next((sd[k] for k in sorted(sd) if k.endswith(".blur.kernel") or k.endswith(".upsample.kernel")),
+                  None)
+    filt = (kernel / kernel.sum()) if kernel is not None else setup_filter([1, 3, 3, 1])
+
+    def styled_conv(src: str, dst: str, noise_key: str):
+        w = sd[f"{src}.conv.weight"][0]
+        out[f"{dst}.weight"] = w * (1 / math.sqrt(w[0].numel()))
+        out[f"{dst}.affine.weight"] = sd[f"{src}.conv.modulation.weight"]
+        out[f"{dst}.affine.bias"] = sd[f"{src}.conv.modulation.bias"]
+        out[f"{dst}.bias"] = sd[f"{src}.activate.bias"]
+        out[f"{dst}.noise_strength"] = sd[f"{src}.noise.weight"].reshape([])
+        noise = sd.get(noise_key)
+        out[f"{dst}.noise_const"] = noise.reshape(noise.shape[-2:]) if noise is not None else None
+        out[f"{dst}.resample_filter"] = filt
+
+    def to_rgb(src: str, dst: str):
+        out[f"{dst}.weight"] = sd[f"{src}.conv.weight"][0]
+        out[f"{dst}.affine.weight"] = sd[f"{src}.conv.modulation.weight"]
+        out[f"{dst}.affine.bias"] = sd[f"{src}.conv.modulation.bias"]
+        out[f"{dst}.bias"] = sd[f"{src}.bias"].reshape(-1)
+
+    out["synthesis.b4.const"] = sd["input.input"][0]
+    out["synthesis.b4.resample_filter"] = filt
+    styled_conv("conv1", "synthesis.b4.conv1", "noises.noise_0")
+    to_rgb("to_rgb1", "synthesis.b4.torgb")
+    j = 0
+    while f"convs.{2 * j}.conv.weight" in sd:
+        b = f"synthesis.b{2 ** (j + 3)}"
+        out[f"{b}.resample_filter"] = filt
+        styled_conv(f"convs.{2 * j}", f"{b}.conv0", f"noises.noise_{2 * j + 1}")
+        styled_conv(f"convs.{2 * j + 1}", f"{b}.conv1", f"noises.noise_{2 * j + 2}")
+        to_rgb(f"to_rgbs.{j}", f"{b}.torgb")
+        j += 1
+    for k, v in list(out.items()):
+        if v is None:  # no stored noise (a state dict saved without buffers): fresh N(0, 1) like upstream
+            res = int(k.split(".")[1][1:])
+            out[k] = torch.randn([res, res])
+    return out
+
+
+def _layers(sd, prefix: str) -> int:
+    n = 0
+    while f"{prefix}{n}.weight" in sd:
+        n += 1
+    return n
+
+
+def config_from_state_dict(sd, meta: dict | None = None) -> dict:
+    """Generator(**kwargs) for an NVlabs-keyed state dict: sizes from tensor shapes, the rest
+    (conv_clamp, num_fp16_res, mapping lr_multiplier, activation) from meta['init_kwargs'] or
+    meta['arch_kwargs'], with NVlabs' defaults."""
+    meta = meta or {}
+    init = dict(meta.get("init_kwargs") or {})
+    extra = dict(meta.get("arch_kwargs") or {})
+    map_init = {**dict(init.get("mapping_kwargs") or {}), **dict(extra.get("mapping_kwargs") or {})}
+    syn_init = {**dict(init.get("synthesis_kwargs") or {}), **dict(extra.get("synthesis_kwargs") or {})}
+
+    num_layers = _layers(sd, "mapping.fc")
+    if num_layers == 0:
+        raise ValueError("no mapping.fc0.weight: not a StyleGAN2 generator")
+    embed = sd.get("mapping.embed.weight")
+    c_dim = int(embed.shape[1]) if embed is not None else 0
+    embed_features = int(embed.shape[0]) if embed is not None else 0
+    z_dim = int(sd["mapping.fc0.weight"].shape[1]) - embed_features
+    w_dim = int(sd[f"mapping.fc{num_layers - 1}.weight"].shape[0])
+    layer_features = int(sd["mapping.fc0.weight"].shape[0]) if num_layers > 1 else None
+
+    resolutions = sorted({int(k.split(".")[1][1:]) for k in sd if k.startswith("synthesis.b")})
+    expected = [2 ** i for i in range(2, 2 + len(resolutions))]
+    if resolutions != expected:
+        raise ValueError(f"synthesis blocks {resolutions} are not the consecutive powers of two from 4")
+    img_resolution = resolutions[-1]
+    channels = {r: int(sd[f"synthesis.b{r}.conv1.weight"].shape[0]) for r in resolutions}
+    img_channels = int(sd[f"synthesis.b{img_resolution}.torgb.weight"].shape[0])
+    for r in resolutions[1:]:
+        cin = int(sd[f"synthesis.b{r}.conv0.weight"].shape[1])
+        if cin != channels[r // 2]:
+            raise ValueError(f"synthesis.b{r}.conv0 takes {cin} channels, b{r // 2} gives {channels[r // 2]}")
+    if any(f"synthesis.b{r}.skip.weight" in sd for r in resolutions):
+        architecture = "resnet"
+    elif any(f"synthesis.b{r}.torgb.weight" in sd for r in resolutions[:-1]):
+        architecture = "skip"
+    elif len(resolutions) > 1:
+        architecture = "orig"
+    else:  # a 4x4 generator looks the same in all three
+        architecture = syn_init.get("architecture", "skip")
+    if syn_init.get("architecture", architecture) != architecture:
+        raise ValueError(f"init_kwargs say architecture {syn_init['architecture']!r}, the tensors are "
+                         f"{architecture!r}")
+
+    ks = int(sd["synthesis.b4.conv1.weight"].shape[-1])
+    synthesis_kwargs = dict(channels=channels, architecture=architecture,
+                            num_fp16_res=int(syn_init.get("num_fp16_res", 0)),
+                            conv_clamp=syn_init.get("conv_clamp"), kernel_size=ks,
+                            use_noise="synthesis.b4.conv1.noise_strength" in sd,
+                            resample_filter=sd.get("synthesis.b4.resample_filter", [1, 3, 3, 1]))
+    if "activation" in syn_init:
+        synthesis_kwargs["activation"] = syn_init["activation"]
+    mapping_kwargs = dict(num_layers=num_layers, embed_features=embed_features or None,
+                          layer_features=layer_features,
+                          lr_multiplier=float(map_init.get("lr_multiplier", 0.01)),
+                          activation=map_init.get("activation", "lrelu"))
+    for name, have in (("z_dim", z_dim), ("c_dim", c_dim), ("w_dim", w_dim), ("img_resolution", img_resolution),
+                       ("img_channels", img_channels)):
+        if name in init and int(init[name]) != have:
+            raise ValueError(f"init_kwargs say {name}={init[name]}, the tensors say {have}")
+    return dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+                img_channels=img_channels, mapping_kwargs=mapping_kwargs, synthesis_kwargs=synthesis_kwargs)
+
+
+def build(sd, meta: dict) -> Generator:
+    from ..checkpoint import CheckpointError
+    from ..registry import load_state_dict_strict
+
+    try:
+        if not _is_nvlabs(sd):
+            sd = rosinality_to_nvlabs(sd)
+        G = Generator(**config_from_state_dict(sd, meta))
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"stylegan2: {e}") from e
+    return load_state_dict_strict(G, sd, "stylegan2")
+
+
+def _register():
+    from ..registry import Architecture, register
+    register(Architecture(name="stylegan2", kind="generator", detect=detect, build=build))
+
+
+_register()
