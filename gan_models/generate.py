@@ -19,7 +19,7 @@ from .checkpoint import CheckpointError
 def require_generator(G) -> None:
     if getattr(G, "kind", "generator") != "generator":
         raise ValueError(f"{getattr(G, 'arch_name', 'this model')} is an image-to-image translator, not a "
-                         "noise-to-image generator: use it with GAN Style Transfer")
+                         "noise-to-image generator: use it with GANStyleTransfer")
 
 
 @torch.inference_mode()

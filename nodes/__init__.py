@@ -13,8 +13,8 @@ NODE_CLASS_MAPPINGS = {
     "ComfyGAN_LatentInterpolate": GANLatentInterpolate,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "ComfyGAN_LoadGANGenerator": "Load GAN Generator (LoadGANGenerator)",
-    "ComfyGAN_SampleLatent": "Sample GAN Latent (SampleLatent)",
-    "ComfyGAN_GenerateImage": "Generate Image (GAN)",
-    "ComfyGAN_LatentInterpolate": "Latent Interpolate (GAN)",
+    "ComfyGAN_LoadGANGenerator": "LoadGANGenerator",
+    "ComfyGAN_SampleLatent": "SampleLatent (GAN)",
+    "ComfyGAN_GenerateImage": "GenerateImage (GAN)",
+    "ComfyGAN_LatentInterpolate": "LatentInterpolate (GAN)",
 }

@@ -12,7 +12,7 @@ class SampleGANLatent:
     DESCRIPTION = "Samples one latent per image from a seed, as NVlabs' gen_images.py does (seed, seed+1, ...)."
     RETURN_TYPES = ("GAN_LATENT",)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("GAN latents: feed to Generate Image (GAN) or Latent Interpolate (GAN). "
+    OUTPUT_TOOLTIPS = ("GAN latents: feed to GenerateImage (GAN) or LatentInterpolate (GAN). "
                        "Not a Stable Diffusion LATENT.",)
     FUNCTION = "sample"
 

@@ -31,8 +31,8 @@ class LoadGANGenerator:
     DESCRIPTION = "Loads a GAN generator or image-to-image translator from a .safetensors checkpoint."
     RETURN_TYPES = ("GAN_GENERATOR",)
     RETURN_NAMES = ("generator",)
-    OUTPUT_TOOLTIPS = ("The loaded network: feed it to Sample GAN Latent and Generate Image (GAN), "
-                       "or to GAN Style Transfer for a translator.",)
+    OUTPUT_TOOLTIPS = ("The loaded network: feed it to SampleLatent (GAN) and GenerateImage (GAN), "
+                       "or to GANStyleTransfer for a translator.",)
     FUNCTION = "load"
 
     @classmethod

@@ -1,0 +1,119 @@
+"""Each node as a plain class, outside ComfyUI (the real host runs in tests/host/)."""
+import os
+import time
+
+import pytest
+import torch
+
+import gan_models
+from gan_models.archs import dcgan
+
+
+@pytest.fixture()
+def models_dir(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    G = dcgan.Generator(dcgan.make_layout(16, 4, 32, 1, ngf=4), c_dim=4)
+    gan_models.save_generator(tmp_path / "cond.safetensors", G, {"arch": "dcgan"})
+    U = dcgan.Generator(dcgan.make_layout(16, 0, 32, 3, ngf=4))
+    gan_models.save_generator(tmp_path / "uncond.safetensors", U, {"arch": "dcgan"})
+    monkeypatch.setenv("COMFYUI_GAN_MODELS", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture()
+def nodes(pack):
+    return pack.NODE_CLASS_MAPPINGS
+
+
+def load(nodes, name):
+    return nodes["ComfyGAN_LoadGANGenerator"]().load(name, "cpu", "float32")[0]
+
+
+def test_registration_contract(pack):
+    m, names = pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS
+    assert set(m) == set(names)
+    assert all(k.startswith("ComfyGAN_") for k in m)  # never a core id such as LatentInterpolate
+    for role in ("LoadGANGenerator", "SampleLatent", "GenerateImage", "LatentInterpolate"):
+        assert any(role in v for v in names.values())
+    for cls in m.values():
+        assert cls.CATEGORY == "GAN" and callable(getattr(cls(), cls.FUNCTION))
+        spec = cls.INPUT_TYPES()
+        for group in spec.values():
+            for name, (typ, *opts) in group.items():
+                assert opts and opts[0].get("tooltip"), f"{cls.__name__}.{name} has no tooltip"
+        assert "LATENT" not in cls.RETURN_TYPES  # a GAN latent must not be wireable into KSampler
+
+
+def test_loader_lists_and_caches_by_mtime(nodes, models_dir):
+    combo = nodes["ComfyGAN_LoadGANGenerator"].INPUT_TYPES()["required"]["checkpoint"][0]
+    assert {"cond.safetensors", "uncond.safetensors"} <= set(combo)
+    a, b = load(nodes, "cond.safetensors"), load(nodes, "cond.safetensors")
+    assert a is b
+    path = models_dir / "cond.safetensors"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert load(nodes, "cond.safetensors") is not a
+
+
+def test_loader_missing_checkpoint_is_clear(nodes, models_dir):
+    with pytest.raises(FileNotFoundError, match="'gone.safetensors' not found"):
+        load(nodes, "gone.safetensors")
+
+
+def test_sample_generate_shapes_and_reproducibility(nodes, models_dir):
+    G = load(nodes, "cond.safetensors")
+    sample = nodes["ComfyGAN_SampleLatent"]()
+    lat = sample.sample(G, seed=5, batch_size=6, class_index=2)[0]
+    gen = nodes["ComfyGAN_GenerateImage"]()
+    img = gen.generate(G, lat, 1.0, chunk_size=4)[0]
+    assert img.shape == (6, 32, 32, 3) and img.dtype == torch.float32
+    assert 0 <= img.min() and img.max() <= 1
+    # item 3 of the batch (seed 8) is the image of seed 8 alone, whatever the chunking
+    one = gen.generate(G, sample.sample(G, seed=8, batch_size=1, class_index=2)[0], 1.0, chunk_size=1)[0]
+    torch.testing.assert_close(img[3], one[0], atol=1e-6, rtol=0)
+    # grayscale generators come out as RGB with equal channels, so core image nodes take them
+    assert torch.equal(img[..., 0], img[..., 2])
+
+
+def test_class_out_of_range_and_unconditional_errors(nodes, models_dir):
+    sample = nodes["ComfyGAN_SampleLatent"]()
+    with pytest.raises(ValueError, match="class 4 is out of range"):
+        sample.sample(load(nodes, "cond.safetensors"), seed=0, batch_size=1, class_index=4)
+    with pytest.raises(ValueError, match="unconditional"):
+        sample.sample(load(nodes, "uncond.safetensors"), seed=0, batch_size=1, class_index=0)
+    lat = sample.sample(load(nodes, "uncond.safetensors"), seed=0, batch_size=2, class_index=-1)[0]
+    assert lat.c is None
+
+
+def test_latent_from_another_generator_is_refused(nodes, models_dir):
+    lat = nodes["ComfyGAN_SampleLatent"]().sample(load(nodes, "cond.safetensors"), 0, 1, 1)[0]
+    with pytest.raises(ValueError, match="c_dim=4"):
+        nodes["ComfyGAN_GenerateImage"]().generate(load(nodes, "uncond.safetensors"), lat, 1.0)
+
+
+def test_interpolate_feeds_generate(nodes, models_dir):
+    G = load(nodes, "cond.safetensors")
+    sample = nodes["ComfyGAN_SampleLatent"]()
+    a, b = sample.sample(G, 1, 1, 0)[0], sample.sample(G, 2, 1, 3)[0]
+    frames = nodes["ComfyGAN_LatentInterpolate"]().interpolate(a, b, 6, "auto", True)[0]
+    assert len(frames) == 10
+    img = nodes["ComfyGAN_GenerateImage"]().generate(G, frames, 0.8)[0]
+    assert img.shape == (10, 32, 32, 3)
+
+
+def test_generate_reports_progress_in_chunks():
+    from gan_models.generate import synthesize
+    from gan_models import latents as L
+    G = dcgan.Generator(dcgan.make_layout(16, 0, 32, 3, ngf=4)).eval()
+    seen, calls = [], []
+    synthesize(G, L.sample(G, list(range(10))), chunk=4, progress=lambda d, t: seen.append((d, t)),
+               check_interrupt=lambda: calls.append(1))
+    assert seen == [(4, 10), (8, 10), (10, 10)] and len(calls) == 3
+
+    class Stop(Exception):
+        pass
+
+    def interrupt():
+        raise Stop()
+    with pytest.raises(Stop):
+        synthesize(G, L.sample(G, list(range(10))), chunk=4, check_interrupt=interrupt)
