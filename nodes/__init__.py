@@ -2,6 +2,7 @@
 from .generate import GenerateGANImage
 from .interpolate import GANLatentInterpolate
 from .latent import SampleGANLatent
+from .latent_files import LoadGANLatent, SaveGANLatent
 from .loader import LoadGANGenerator
 
 # Ids carry a pack prefix: ComfyUI silently drops a custom node whose id is a core id (core has
@@ -11,10 +12,14 @@ NODE_CLASS_MAPPINGS = {
     "ComfyGAN_SampleLatent": SampleGANLatent,
     "ComfyGAN_GenerateImage": GenerateGANImage,
     "ComfyGAN_LatentInterpolate": GANLatentInterpolate,
+    "ComfyGAN_SaveLatent": SaveGANLatent,
+    "ComfyGAN_LoadLatent": LoadGANLatent,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "ComfyGAN_LoadGANGenerator": "LoadGANGenerator",
     "ComfyGAN_SampleLatent": "SampleLatent (GAN)",
     "ComfyGAN_GenerateImage": "GenerateImage (GAN)",
     "ComfyGAN_LatentInterpolate": "LatentInterpolate (GAN)",
+    "ComfyGAN_SaveLatent": "Save GAN Latent",
+    "ComfyGAN_LoadLatent": "Load GAN Latent",
 }

@@ -97,3 +97,14 @@ def soft_empty_cache() -> None:
     c = _comfy()
     if c is not None:
         c[0].soft_empty_cache()
+
+
+def latent_dirs() -> tuple[Path, list[Path]]:
+    """(where SaveGANLatent writes, where LoadGANLatent looks): ComfyUI's output/gan_latents, and
+    input/gan_latents for files shared by others; outside ComfyUI, $COMFYUI_GAN_LATENTS or ./gan_latents."""
+    c = _comfy()
+    if c is not None:
+        out = Path(c[2].get_output_directory()) / "gan_latents"
+        return out, [out, Path(c[2].get_input_directory()) / "gan_latents"]
+    d = Path(os.environ.get("COMFYUI_GAN_LATENTS", "gan_latents"))
+    return d, [d]

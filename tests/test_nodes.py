@@ -117,3 +117,19 @@ def test_generate_reports_progress_in_chunks():
         raise Stop()
     with pytest.raises(Stop):
         synthesize(G, L.sample(G, list(range(10))), chunk=4, check_interrupt=interrupt)
+
+
+def test_latent_save_and_load_nodes(nodes, models_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COMFYUI_GAN_LATENTS", str(tmp_path / "lat"))
+    G = load(nodes, "cond.safetensors")
+    lat = nodes["ComfyGAN_SampleLatent"]().sample(G, 42, 3, 1)[0]
+    saved = nodes["ComfyGAN_SaveLatent"]().save(lat, "found")
+    again = nodes["ComfyGAN_SaveLatent"]().save(lat, "found")
+    assert saved["ui"]["text"] == ["found_00001.safetensors"] and again["ui"]["text"] == ["found_00002.safetensors"]
+    assert "found_00001.safetensors" in nodes["ComfyGAN_LoadLatent"].INPUT_TYPES()["required"]["latent_file"][0]
+    back = nodes["ComfyGAN_LoadLatent"]().load("found_00001.safetensors")[0]
+    assert back.seeds == [42, 43, 44] and torch.equal(back.values, lat.values)
+    with pytest.raises(ValueError, match="filename_prefix"):
+        nodes["ComfyGAN_SaveLatent"]().save(lat, "../escape")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        nodes["ComfyGAN_LoadLatent"]().load("nope.safetensors")

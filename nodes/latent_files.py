@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import re
+
+from ..gan_models import latents as L
+from . import host
+
+
+def _listing() -> list[str]:
+    _, dirs = host.latent_dirs()
+    names = sorted({p.name for d in dirs if d.is_dir() for p in d.glob("*.safetensors")})
+    return names or ["(no latent files yet)"]
+
+
+class SaveGANLatent:
+    CATEGORY = "GAN"
+    DESCRIPTION = "Saves GAN latents (with their seeds and labels) as a small .safetensors file to reuse or share."
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "latent": ("GAN_LATENT", {"tooltip": "The latents to keep."}),
+            "filename_prefix": ("STRING", {"default": "gan_latent",
+                                           "tooltip": "File name start; a counter is added. Saved under "
+                                                      "output/gan_latents."}),
+        }}
+
+    def save(self, latent, filename_prefix="gan_latent"):
+        if not re.fullmatch(r"[\w\-. ]+", filename_prefix):
+            raise ValueError(f"filename_prefix {filename_prefix!r}: use letters, digits, '-', '_', '.' only")
+        out, _ = host.latent_dirs()
+        out.mkdir(parents=True, exist_ok=True)
+        n = 1 + max([int(m.group(1)) for p in out.glob(f"{filename_prefix}_*.safetensors")
+                     if (m := re.fullmatch(re.escape(filename_prefix) + r"_(\d+)\.safetensors", p.name))] or [0])
+        path = out / f"{filename_prefix}_{n:05d}.safetensors"
+        L.save_latent(path, latent)
+        return {"ui": {"text": [path.name]}}
+
+
+class LoadGANLatent:
+    CATEGORY = "GAN"
+    DESCRIPTION = "Loads GAN latents saved by SaveGANLatent (from output/gan_latents or input/gan_latents)."
+    RETURN_TYPES = ("GAN_LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The saved latents, with their seeds and labels.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent_file": (_listing(), {"tooltip": "A latent file saved by SaveGANLatent."})}}
+
+    def load(self, latent_file):
+        _, dirs = host.latent_dirs()
+        for d in dirs:
+            if (d / latent_file).is_file():
+                return (L.load_latent(d / latent_file),)
+        raise FileNotFoundError(f"latent file {latent_file!r} not found in {', '.join(str(d) for d in dirs)}")
