@@ -1,0 +1,73 @@
+"""python -m gan_models.train --arch dcgan --data PATH --out RUN_DIR [options]"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from .data import DataError
+from .loop import TrainConfig, Trainer, command_line
+from .nets import RECIPES
+from .losses import AUGMENTS
+
+
+def parse(argv=None) -> TrainConfig:
+    p = argparse.ArgumentParser(
+        prog="python -m gan_models.train",
+        description="Train a GAN generator on a folder of images (class labels from subfolders) or on "
+                    "(Fashion-)MNIST IDX files. Writes sample grids, resumable snapshots and "
+                    "RUN_DIR/generator.safetensors (the EMA generator, loadable with load_generator).")
+    p.add_argument("--arch", default="dcgan", choices=sorted(RECIPES))
+    p.add_argument("--data", required=True, help="image folder (recursive) or folder with train-*-idx*-ubyte[.gz]")
+    p.add_argument("--out", required=True, help="run directory (snapshots/, samples/, generator.safetensors)")
+    p.add_argument("--resolution", type=int, default=28, help="training resolution (default 28)")
+    p.add_argument("--channels", type=int, default=1, choices=(1, 3, 4), help="image channels (default 1)")
+    p.add_argument("--batch", type=int, default=64)
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="training steps (default 10000)")
+    length.add_argument("--kimg", type=float, help="training length in thousands of real images shown")
+    p.add_argument("--lr", type=float, help="Adam learning rate for G and D (recipe default 2e-4)")
+    p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="Adam betas (default 0.5 0.999)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: never)")
+    p.add_argument("--snapshot-every", type=int, default=1000, help="steps between snapshots (0: only at the end)")
+    p.add_argument("--keep-snapshots", type=int, default=2)
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete snapshot in --out")
+    p.add_argument("--z-dim", type=int)
+    p.add_argument("--ngf", type=int, help="generator base width (dcgan default 64)")
+    p.add_argument("--ndf", type=int, help="discriminator base width (dcgan default 32)")
+    p.add_argument("--mbstd-group", type=int, help="minibatch-stddev group size (0: off; default 4)")
+    p.add_argument("--ema-beta", type=float, help="EMA decay of the exported generator (default 0.999)")
+    p.add_argument("--loss", choices=("hinge", "logistic"))
+    p.add_argument("--augment", choices=sorted(AUGMENTS), help="differentiable augmentation (default translation)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--license", default="", help="license recorded in the exported checkpoint")
+    p.add_argument("--description", default="")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    if a.batch < 2:
+        p.error("--batch must be at least 2")
+    steps = math.ceil(a.kimg * 1000 / a.batch) if a.kimg is not None else (a.steps or 10000)
+    return TrainConfig(arch=a.arch, data=a.data, out=a.out, resolution=a.resolution, channels=a.channels,
+                       batch=a.batch, steps=steps, lr=a.lr, betas=tuple(a.betas) if a.betas else None,
+                       seed=a.seed, sample_every=a.sample_every, snapshot_every=a.snapshot_every,
+                       keep_snapshots=a.keep_snapshots, resume=a.resume, z_dim=a.z_dim, ngf=a.ngf, ndf=a.ndf,
+                       mbstd_group=a.mbstd_group, ema_beta=a.ema_beta, loss=a.loss, augment=a.augment,
+                       device=a.device, threads=a.threads, license=a.license, description=a.description,
+                       command=command_line(), progress=not a.no_progress)
+
+
+def main(argv=None) -> int:
+    tc = parse(argv)
+    try:
+        path = Trainer(tc).run()
+    except (DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

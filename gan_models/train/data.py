@@ -1,0 +1,238 @@
+"""Training data held in memory as uint8, with a resumable, seeded batch order.
+
+Two sources: a folder of images (recursive; class labels from the first-level subfolder names when
+there are subfolders) or the IDX files of (Fashion-)MNIST. Small datasets are the point of CPU
+training, so everything is decoded once up front; a later streaming source can implement the same
+`Dataset` fields.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+MNIST_CLASSES = [str(i) for i in range(10)]
+
+
+class DataError(ValueError):
+    """A data path that cannot be trained on; the message says why."""
+
+
+@dataclass
+class Dataset:
+    images: torch.Tensor            # uint8 [N, C, H, W]
+    labels: torch.Tensor | None     # int64 [N], or None when unconditional
+    class_names: list[str] = field(default_factory=list)
+    source: str = ""
+    skipped: int = 0                # undecodable files left out
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def c_dim(self) -> int:
+        return len(self.class_names) if self.labels is not None else 0
+
+    @property
+    def resolution(self) -> int:
+        return self.images.shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images in [-1, 1] float and labels for the given indices."""
+        x = self.images[idx].float().div_(127.5).sub_(1.0)
+        return x, (self.labels[idx] if self.labels is not None else None)
+
+
+def _to_channels(img: Image.Image, channels: int) -> Image.Image:
+    # Explicit conversions: PIL's own "L" from RGBA ignores alpha, so transparent pixels would keep
+    # whatever colour they hide. Composite onto white first, the usual background of cut-outs.
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        if channels != 4:
+            bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(bg, img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        arr = arr / max(arr.max(), 1.0) * 255.0
+        img = Image.fromarray(arr.astype(np.uint8), "L")
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    return img.convert(mode)
+
+
+def _resize(img: Image.Image, resolution: int) -> Image.Image:
+    if img.size == (resolution, resolution):
+        return img
+    # centre-crop to square first: stretching would change the shapes the GAN learns
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    return img.resize((resolution, resolution), Image.LANCZOS)
+
+
+def load_folder(path: Path, resolution: int, channels: int) -> Dataset:
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{path}: no PNG/JPEG/WebP images found (searched recursively)")
+    subdirs = {p.relative_to(path).parts[0] for p in files if len(p.relative_to(path).parts) > 1}
+    at_top = [p for p in files if len(p.relative_to(path).parts) == 1]
+    labelled = bool(subdirs)
+    if labelled and at_top:
+        warnings.warn(f"{path}: {len(at_top)} image(s) sit beside the class subfolders and have no "
+                      f"label; they are ignored")
+        files = [p for p in files if len(p.relative_to(path).parts) > 1]
+    class_names = sorted(subdirs)
+    cls_index = {n: i for i, n in enumerate(class_names)}
+    arrays, labels, skipped = [], [], 0
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                im.load()
+                arr = np.asarray(_resize(_to_channels(im, channels), resolution), dtype=np.uint8)
+        except Exception:  # PIL raises several types for truncated/corrupt files
+            skipped += 1
+            continue
+        arrays.append(arr.reshape(resolution, resolution, channels))
+        if labelled:
+            labels.append(cls_index[p.relative_to(path).parts[0]])
+    if skipped:
+        warnings.warn(f"{path}: skipped {skipped} undecodable image file(s) of {len(files)}")
+    if not arrays:
+        raise DataError(f"{path}: none of the {len(files)} image files could be decoded")
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    lab = torch.tensor(labels, dtype=torch.int64) if labelled else None
+    if labelled:
+        present = set(lab.tolist())
+        empty = [n for i, n in enumerate(class_names) if i not in present]
+        if empty:
+            raise DataError(f"{path}: class folder(s) {empty} hold no decodable image")
+    return Dataset(images, lab, class_names if labelled else [], str(path), skipped)
+
+
+def _open_idx(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format): magic 0x00 0x00 dtype ndim, big-endian dims, data."""
+    raw = _open_idx(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path.name}: not an IDX file (bad magic)")
+    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if raw[2] not in dtypes:
+        raise DataError(f"{path.name}: unknown IDX element type 0x{raw[2]:02x}")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dt = np.dtype(dtypes[raw[2]])
+    n = int(np.prod(dims)) if dims else 0
+    body = raw[4 + 4 * ndim:]
+    if len(body) < n * dt.itemsize:
+        raise DataError(f"{path.name}: truncated ({len(body)} bytes for {n} elements of shape {dims})")
+    return np.frombuffer(body, dt, n).reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def is_idx_folder(path: Path) -> bool:
+    return path.is_dir() and _find(path, "train-images-idx3-ubyte") is not None
+
+
+def load_idx(path: Path, resolution: int, channels: int, split: str = "train",
+             class_names: list[str] | None = None) -> Dataset:
+    stem = "train" if split == "train" else "t10k"
+    img_path = _find(path, f"{stem}-images-idx3-ubyte")
+    lab_path = _find(path, f"{stem}-labels-idx1-ubyte")
+    if img_path is None:
+        raise DataError(f"{path}: no {stem}-images-idx3-ubyte[.gz]")
+    images = read_idx(img_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DataError(f"{img_path.name}: expected uint8 images [N, H, W], got {images.dtype} {images.shape}")
+    labels = None
+    if lab_path is not None:
+        labels = read_idx(lab_path).astype(np.int64)
+        if labels.shape != (images.shape[0],):
+            raise DataError(f"{lab_path.name}: {labels.shape[0]} labels for {images.shape[0]} images")
+    x = torch.from_numpy(images.copy())[:, None]
+    if x.shape[-1] != resolution:
+        x = torch.nn.functional.interpolate(x.float(), size=(resolution, resolution), mode="bilinear",
+                                            antialias=True, align_corners=False).round().clamp(0, 255).byte()
+    x = x.expand(-1, channels, -1, -1).contiguous() if channels in (1, 3) else None
+    if x is None:
+        raise DataError("IDX data is grayscale: train it with 1 or 3 channels")
+    names: list[str] = []
+    lab = None
+    if labels is not None:
+        n_cls = int(labels.max()) + 1
+        if class_names is None:
+            # the files do not say which of the MNIST family they are; Fashion-MNIST folders say so in
+            # their name (Debian: /usr/share/datasets/fashion-mnist)
+            class_names = FASHION_MNIST_CLASSES if "fashion" in str(path).lower() else None
+        names = list(class_names) if class_names and len(class_names) == n_cls else [str(i) for i in range(n_cls)]
+        lab = torch.from_numpy(labels)
+    return Dataset(x, lab, names, str(path), 0)
+
+
+def load_dataset(path, resolution: int, channels: int = 1, class_names: list[str] | None = None) -> Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data path not found: {path}")
+    if not path.is_dir():
+        raise DataError(f"{path}: expected a folder of images or of IDX files")
+    if channels not in (1, 3, 4):
+        raise DataError(f"channels must be 1, 3 or 4, not {channels}")
+    if is_idx_folder(path):
+        return load_idx(path, resolution, channels, class_names=class_names)
+    return load_folder(path, resolution, channels)
+
+
+class BatchOrder:
+    """Epoch-wise shuffled indices from its own torch.Generator, so the data order is part of the
+    snapshot and a resumed run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, n: int, batch: int, seed: int):
+        if n < 1:
+            raise DataError("the dataset is empty")
+        self.n, self.batch = n, batch
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(n, generator=self.gen)
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        out = []
+        need = self.batch
+        while need:
+            take = min(need, self.n - self.pos)
+            out.append(self.perm[self.pos:self.pos + take])
+            self.pos += take
+            need -= take
+            if self.pos == self.n:
+                self.perm = torch.randperm(self.n, generator=self.gen)
+                self.pos = 0
+        return torch.cat(out)
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.gen.set_state(s["gen"])
+        self.perm = s["perm"].clone()
+        self.pos = int(s["pos"])

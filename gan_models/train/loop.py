@@ -1,0 +1,325 @@
+"""The training loop: architecture-agnostic, driven by a TrainConfig and a Recipe from nets.py.
+
+Built to grow: the recipe supplies the networks and loss choice, `augment` names a differentiable
+augmentation, and the device is a parameter, so StyleGAN2, ADA and torchrun/AMP slot in as a recipe
+plus a wrapper around `train_step` rather than a new loop.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import save_generator
+from ..images import save_grid
+from . import snapshot
+from .data import BatchOrder, Dataset, load_dataset
+from .losses import AUGMENTS, d_loss, g_loss
+from .nets import RECIPES
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "dcgan"
+    data: str = ""
+    out: str = ""
+    resolution: int = 28
+    channels: int = 1
+    batch: int = 64
+    steps: int = 10000
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    seed: int = 0
+    sample_every: int = 500
+    snapshot_every: int = 1000
+    keep_snapshots: int = 2
+    resume: bool = False
+    z_dim: int | None = None
+    ngf: int | None = None
+    ndf: int | None = None
+    mbstd_group: int | None = None
+    ema_beta: float | None = None
+    loss: str | None = None
+    augment: str | None = None
+    bn_recal_batches: int = 32   # batches of 256 used to re-estimate G_ema's BatchNorm statistics
+    device: str = "cpu"
+    threads: int = 0
+    license: str = ""
+    description: str = ""
+    command: str = ""
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def resolved(self, ds: Dataset) -> dict:
+        if self.arch not in RECIPES:
+            raise ValueError(f"unknown --arch {self.arch!r}; available: {sorted(RECIPES)}")
+        cfg = dict(RECIPES[self.arch].defaults)
+        cfg.update({k: v for k, v in asdict(self).items() if v is not None and k != "extra"})
+        cfg.update(c_dim=ds.c_dim, class_names=list(ds.class_names), betas=tuple(cfg["betas"]))
+        if cfg["augment"] not in AUGMENTS:
+            raise ValueError(f"unknown augment {cfg['augment']!r}; available: {sorted(AUGMENTS)}")
+        return cfg
+
+
+def one_hot(y: torch.Tensor | None, c_dim: int) -> torch.Tensor | None:
+    return F.one_hot(y, c_dim).float() if (c_dim and y is not None) else None
+
+
+@torch.no_grad()
+def ema_update(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
+    for pe, p in zip(G_ema.parameters(), G.parameters()):
+        pe.lerp_(p, 1.0 - beta)
+    # BatchNorm running statistics are not averaged weights: copy them (they are re-estimated for
+    # the averaged weights at export, see recalibrate_bn)
+    for be, b in zip(G_ema.buffers(), G.buffers()):
+        be.copy_(b)
+
+
+@torch.no_grad()
+def recalibrate_bn(G: nn.Module, cfg: dict, batches: int, seed: int, device) -> nn.Module:
+    """Re-estimate BatchNorm statistics for these exact weights with a cumulative average over
+    class-balanced batches. The copied running stats belong to the raw G, whose weights differ from
+    the EMA average; left as they are, eval-mode samples drift in contrast and shape."""
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns or batches <= 0:
+        return G
+    saved = [(m.momentum, m.training) for m in bns]
+    gen = torch.Generator().manual_seed(seed)
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    n = 256
+    for _ in range(batches):
+        z = torch.randn(n, cfg["z_dim"], generator=gen).to(device)
+        c = one_hot(torch.arange(n) % cfg["c_dim"], cfg["c_dim"]) if cfg["c_dim"] else None
+        G(z, None if c is None else c.to(device))
+    for m, (mom, tr) in zip(bns, saved):
+        m.momentum = mom
+        m.train(tr)
+    return G
+
+
+def fixed_grid_inputs(cfg: dict, seed: int, per_row: int = 10):
+    """The same z for every sample grid of a run: one row per class (or an 8x8 grid)."""
+    gen = torch.Generator().manual_seed(seed + 12345)
+    if cfg["c_dim"]:
+        n = cfg["c_dim"] * per_row
+        z = torch.randn(per_row, cfg["z_dim"], generator=gen).repeat(cfg["c_dim"], 1)
+        y = torch.arange(cfg["c_dim"]).repeat_interleave(per_row)
+        return z, y, per_row
+    n = 64
+    return torch.randn(n, cfg["z_dim"], generator=gen), None, 8
+
+
+def export_copy(G_ema: nn.Module, cfg: dict, device) -> nn.Module:
+    G = copy.deepcopy(G_ema)
+    recalibrate_bn(G, cfg, cfg["bn_recal_batches"], cfg["seed"] + 777, device)
+    return G.eval().requires_grad_(False)
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    desc = f"{cpu}, {cores} CPU core(s), torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+    if torch.cuda.is_available():
+        desc += f", GPU {torch.cuda.get_device_name(0)}"
+    return desc
+
+
+class Trainer:
+    def __init__(self, tc: TrainConfig):
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        self.tc = tc
+        self.out = Path(tc.out)
+        self.ds = load_dataset(tc.data, tc.resolution, tc.channels)
+        if self.ds.skipped:
+            print(f"data: skipped {self.ds.skipped} undecodable image file(s)", file=sys.stderr)
+        self.cfg = tc.resolved(self.ds)
+        self.recipe = RECIPES[tc.arch]
+        self.device = torch.device(tc.device)
+        torch.manual_seed(tc.seed)
+        self.G = self.recipe.make_G(self.cfg).to(self.device).train()
+        self.D = self.recipe.make_D(self.cfg).to(self.device).train()
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        lr, betas = self.cfg["lr"], self.cfg["betas"]
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
+        self.order = BatchOrder(len(self.ds), tc.batch, tc.seed)
+        # z, fake-label and augmentation draws come from this generator, not the global one, so
+        # the data order and the noise cannot perturb each other
+        self.noise = torch.Generator().manual_seed(tc.seed + 1)
+        self.augment = AUGMENTS[self.cfg["augment"]]
+        self.step = 0
+        self.wall = 0.0
+        self.resumed_from: Path | None = None
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"step": self.step, "wall": self.wall, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict(), "opt_G": self.opt_G.state_dict(),
+                "opt_D": self.opt_D.state_dict(),
+                "rng": {**snapshot.rng_state(), "noise": self.noise.get_state(),
+                        "data": self.order.state_dict()},
+                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
+                           if isinstance(v, (int, float, str, bool, list, tuple))}}
+
+    def load_state_dict(self, s: dict) -> None:
+        for key in ("arch", "z_dim", "c_dim", "resolution", "channels", "ngf", "ndf"):
+            if key in s["config"] and s["config"][key] != self.cfg[key]:
+                raise ValueError(f"--resume: the snapshot was trained with {key}={s['config'][key]!r}, "
+                                 f"this run asks for {self.cfg[key]!r}")
+        self.G.load_state_dict(s["G"])
+        self.D.load_state_dict(s["D"])
+        self.G_ema.load_state_dict(s["G_ema"])
+        self.opt_G.load_state_dict(s["opt_G"])
+        self.opt_D.load_state_dict(s["opt_D"])
+        snapshot.set_rng_state(s["rng"])
+        self.noise.set_state(s["rng"]["noise"])
+        self.order.load_state_dict(s["rng"]["data"])
+        self.step, self.wall = int(s["step"]), float(s["wall"])
+
+    def try_resume(self) -> bool:
+        found = snapshot.load_latest(self.out)
+        if found is None:
+            return False
+        state, path = found
+        self.load_state_dict(state)
+        self.resumed_from = path
+        return True
+
+    # -- one step -------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        cfg, dev, c_dim = self.cfg, self.device, self.cfg["c_dim"]
+        x, y = self.ds.batch(self.order.next())
+        x = x.to(dev)
+        n = x.shape[0]
+        y = y.to(dev) if y is not None else None
+
+        # D: real vs fake, fakes asked for the real batch's labels (so both sides share one class mix)
+        z = torch.randn(n, cfg["z_dim"], generator=self.noise).to(dev)
+        with torch.no_grad():
+            fake = self.G(z, one_hot(y, c_dim))
+        real_logits = self.D(self.augment(x, gen=self.noise), y)
+        fake_logits = self.D(self.augment(fake, gen=self.noise), y)
+        loss_d = d_loss(cfg["loss"], real_logits, fake_logits)
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_D.step()
+
+        # G: fresh z, uniform labels so rare classes get as many G updates as common ones
+        z = torch.randn(n, cfg["z_dim"], generator=self.noise).to(dev)
+        yg = torch.randint(0, c_dim, (n,), generator=self.noise).to(dev) if c_dim else None
+        fake = self.G(z, one_hot(yg, c_dim))
+        self.D.requires_grad_(False)
+        loss_g = g_loss(cfg["loss"], self.D(self.augment(fake, gen=self.noise), yg))
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+
+        # EMA warm-up: early weights move fast, a fixed 0.999 would average in the random init
+        beta = min(cfg["ema_beta"], (1 + self.step) / (10 + self.step))
+        ema_update(self.G_ema, self.G, beta)
+        self.step += 1
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item()}
+
+    # -- outputs --------------------------------------------------------------------------------
+    def sample_grid(self, path: Path) -> None:
+        z, y, nrow = fixed_grid_inputs(self.cfg, self.tc.seed)
+        G = export_copy(self.G_ema, self.cfg, self.device)
+        with torch.no_grad():
+            img = G(z.to(self.device), one_hot(y, self.cfg["c_dim"]) if y is not None else None)
+        save_grid(img.cpu(), path, nrow=nrow)
+
+    def export(self) -> Path:
+        G = export_copy(self.G_ema, self.cfg, self.device)
+        kimg = self.step * self.tc.batch / 1000
+        cls = self.cfg["class_names"]
+        meta = {**self.recipe.export_meta(G, self.cfg),
+                "output_range": [-1, 1],
+                "class_names": cls,
+                "arch_kwargs": {"ngf": self.cfg["ngf"]},
+                "source": {"type": "train", "command": self.tc.command, "steps": self.step,
+                           "kimg": round(kimg, 3), "batch": self.tc.batch, "seed": self.tc.seed,
+                           "data": self.ds.source, "images": len(self.ds),
+                           "wall_time_s": round(self.wall, 1), "hardware": hardware(),
+                           "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
+                                      if k in ("lr", "betas", "ema_beta", "loss", "augment", "ngf", "ndf",
+                                               "mbstd_group", "z_dim")}},
+                "license": self.tc.license or "unspecified: inherits the training data's license",
+                "description": self.tc.description or
+                (f"{self.tc.arch} trained on {Path(self.ds.source).name}"
+                 + (f", class-conditional over {len(cls)} classes" if cls else ""))}
+        path = self.out / "generator.safetensors"
+        save_generator(path, G, meta)
+        return path
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> Path:
+        tc = self.tc
+        self.out.mkdir(parents=True, exist_ok=True)
+        if tc.resume and self.try_resume():
+            print(f"resumed from {self.resumed_from.name} at step {self.step}", file=sys.stderr)
+        elif tc.resume:
+            print(f"--resume: no snapshot in {self.out / 'snapshots'}; starting at step 0", file=sys.stderr)
+        if self.step == 0:
+            x, y = self.ds.batch(torch.arange(min(len(self.ds), 100)))
+            save_grid(x, self.out / "reals.png", nrow=10)
+        log = open(self.out / "log.jsonl", "a")
+        bar = None
+        if tc.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=tc.steps, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+        try:
+            while self.step < tc.steps:
+                t0 = time.perf_counter()
+                stats = self.train_step()
+                if bar is not None:
+                    bar.update(1)
+                    if self.step % 10 == 0:
+                        bar.set_postfix(d=f"{stats['loss_d']:.3f}", g=f"{stats['loss_g']:.3f}")
+                if not math.isfinite(stats["loss_d"]) or not math.isfinite(stats["loss_g"]):
+                    raise FloatingPointError(f"step {self.step}: loss is not finite ({stats}); "
+                                             f"resume from the last snapshot with a lower --lr")
+                if self.step % 100 == 0:
+                    log.write(json.dumps({"step": self.step, "kimg": self.step * tc.batch / 1000,
+                                          "wall": round(self.wall, 1), **stats}) + "\n")
+                    log.flush()
+                if tc.sample_every and self.step % tc.sample_every == 0:
+                    self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
+                self.wall += time.perf_counter() - t0  # sampling included: the cost of the run as run
+                if tc.snapshot_every and self.step % tc.snapshot_every == 0:
+                    snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
+        finally:
+            log.close()
+            if bar is not None:
+                bar.close()
+        if not snapshot.list_snapshots(self.out) or snapshot.list_snapshots(self.out)[0][0] != self.step:
+            snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
+        self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
+        return self.export()
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", "gan_models.train", *sys.argv[1:]])

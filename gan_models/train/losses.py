@@ -1,0 +1,46 @@
+"""GAN losses and differentiable augmentation.
+
+Hinge loss (Lim & Ye 2017; used with spectral norm by Miyato et al.) is the default: D stops pushing
+on samples it already separates by a margin, which keeps it from over-fitting a few modes. The
+non-saturating logistic loss is kept for recipes (StyleGAN2) that expect it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def d_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    if kind == "logistic":
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    raise ValueError(f"unknown loss {kind!r}; use 'hinge' or 'logistic'")
+
+
+def g_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return -fake_logits.mean()
+    if kind == "logistic":
+        return F.softplus(-fake_logits).mean()
+    raise ValueError(f"unknown loss {kind!r}; use 'hinge' or 'logistic'")
+
+
+def translate(x: torch.Tensor, ratio: float = 0.125, gen: torch.Generator | None = None) -> torch.Tensor:
+    """DiffAugment's translation (Zhao et al. 2020): shift each image by up to ratio * size pixels,
+    filling with the background value -1. Applied to real and fake alike, and differentiable, so D
+    cannot memorise exact pixel positions and G still gets gradients through it."""
+    n, _, h, w = x.shape
+    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    if not (sh or sw):
+        return x
+    dy = torch.randint(-sh, sh + 1, (n,), generator=gen)
+    dx = torch.randint(-sw, sw + 1, (n,), generator=gen)
+    padded = F.pad(x, (sw, sw, sh, sh), value=-1.0)
+    iy = (torch.arange(h)[None, :] + sh - dy[:, None]).to(x.device)  # [n, h]
+    ix = (torch.arange(w)[None, :] + sw - dx[:, None]).to(x.device)  # [n, w]
+    rows = padded.gather(2, iy[:, None, :, None].expand(-1, x.shape[1], -1, padded.shape[3]))
+    return rows.gather(3, ix[:, None, None, :].expand(-1, x.shape[1], h, -1))
+
+
+AUGMENTS = {"none": lambda x, gen=None: x, "translation": translate}
