@@ -133,3 +133,42 @@ def test_latent_save_and_load_nodes(nodes, models_dir, tmp_path, monkeypatch):
         nodes["ComfyGAN_SaveLatent"]().save(lat, "../escape")
     with pytest.raises(FileNotFoundError, match="not found"):
         nodes["ComfyGAN_LoadLatent"]().load("nope.safetensors")
+
+
+def test_style_transfer_node_sizes_strength_and_kind_errors(nodes, models_dir):
+    from gan_models.archs.translators import build_resnet_translator
+    torch.manual_seed(0)
+    T = build_resnet_translator(3, 3, ngf=4, n_blocks=2, norm="instance")
+    gan_models.save_generator(models_dir / "style.safetensors", T, {"arch": "resnet_translator"})
+    T = load(nodes, "style.safetensors")
+    assert T.kind == "translator"
+    node = nodes["ComfyGAN_GANStyleTransfer"]()
+    img = torch.rand(3, 30, 50, 3)
+    out = node.transfer(T, img, 1.0)[0]
+    assert out.shape == img.shape and 0 <= out.min() and out.max() <= 1
+    assert torch.equal(node.transfer(T, img, 0.0)[0], img)
+    half = node.transfer(T, img, 0.5)[0]
+    torch.testing.assert_close(half, 0.5 * (img + out), atol=1e-5, rtol=0)
+    with pytest.raises(TypeError, match="noise-to-image generator"):
+        node.transfer(load(nodes, "cond.safetensors"), img, 1.0)
+    lat = nodes["ComfyGAN_SampleLatent"]().sample(load(nodes, "cond.safetensors"), 0, 1, 0)[0]
+    with pytest.raises(ValueError, match="translator"):
+        nodes["ComfyGAN_GenerateImage"]().generate(T, lat, 1.0)
+
+
+def test_style_transfer_retries_with_a_smaller_budget_on_oom(nodes, models_dir, monkeypatch, pack):
+    budgets = []
+    style = __import__(pack.__name__ + ".nodes.style", fromlist=["x"])
+
+    def fake_translate(T, image, **kw):
+        budgets.append(kw["memory_budget_mb"])
+        if len(budgets) < 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return image
+    monkeypatch.setattr(style, "translate", fake_translate)
+    img = torch.rand(1, 8, 8, 3)
+    assert style.GANStyleTransfer().transfer(None, img, 1.0, memory_budget_mb=1024)[0] is img
+    assert budgets == [1024, 512, 256]
+    monkeypatch.setattr(style, "translate", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        style.GANStyleTransfer().transfer(None, img, 1.0)
