@@ -77,3 +77,4 @@ def convert_file(src, dst, fmt: str | None = None, **options) -> dict:
 
 from . import dcgan  # noqa: E402,F401  (registers converters)
 from . import cyclegan  # noqa: E402,F401
+from . import nvlabs, rosinality  # noqa: E402,F401
