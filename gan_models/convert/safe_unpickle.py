@@ -149,6 +149,13 @@ def _rebuild_from_type_v2(func, new_type, args, state):
     return func(*args)
 
 
+def _codecs_encode(text, encoding="utf-8"):
+    # how protocol-2 pickles spell a bytes literal; nothing else is accepted
+    if not isinstance(text, str) or encoding != "latin1":
+        raise CheckpointError(f"_codecs.encode only rebuilds latin1 bytes, not {encoding!r}")
+    return text.encode("latin1")
+
+
 def _numpy_attr(name: str):
     # old pickles say numpy.core.*, numpy >= 2 says numpy._core.*; both resolve to the installed one
     if hasattr(np, "_core"):
@@ -177,6 +184,7 @@ def _allowlist() -> dict[str, object]:
         "torch.nn.parameter.Parameter": torch.nn.Parameter,
         "torch.storage._load_from_bytes": _load_from_bytes,
         "torch.device": torch.device,
+        "_codecs.encode": _codecs_encode,
         "torch_utils.persistence._reconstruct_persistent_obj": _reconstruct_persistent_obj,
         "dnnlib.EasyDict": EasyDict,
         "dnnlib.util.EasyDict": EasyDict,
