@@ -1,0 +1,250 @@
+"""Run an image-to-image translator over ComfyUI images of any size, in bounded memory.
+
+Images come and go as ComfyUI's IMAGE: a float tensor [N, H, W, C] in 0..1 on the CPU. Each frame is
+reflect-padded to the translator's `size_multiple` and cropped back, so every size comes back exactly.
+A frame whose activations would not fit `memory_budget_mb` is split into overlapping tiles, blended
+with linear-ramp (feathered) weights. Batches go through in chunks, so a long video never holds more
+than one chunk's activations at a time.
+
+Channels: the translator's input and output are RGB (3) or grayscale (1); a 4th (alpha) channel of the
+input is set aside and put back unchanged. Grayscale images given to an RGB model are repeated to
+3 channels; RGB images given to a grayscale model are turned to luma (ITU-R BT.601). The result is RGB
+if the model's output or the input is RGB, else grayscale.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _conv_widths(T: nn.Module) -> list[int]:
+    return [m.out_channels for m in T.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
+def _model_channels(T: nn.Module) -> tuple[int, int]:
+    convs = [m for m in T.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    c_in = getattr(T, "in_channels", None) or (convs[0].in_channels if convs else None)
+    c_out = getattr(T, "img_channels", None) or (convs[-1].out_channels if convs else None)
+    if c_in is None or c_out is None:
+        raise ValueError("translate: cannot tell the translator's channel counts; give it in_channels "
+                         "and img_channels attributes")
+    return int(c_in), int(c_out)
+
+
+def activation_bytes(T: nn.Module, height: int, width: int, batch: int = 1) -> int:
+    """The translator's own estimate when it has one, else 3 tensors of its widest conv output at full
+    resolution: 4 * batch * H * W * 3 * max(conv widths)."""
+    if hasattr(T, "activation_bytes"):
+        return int(T.activation_bytes(height, width, batch))
+    return 4 * batch * height * width * 3 * max(_conv_widths(T) or [64])
+
+
+def _reflect_index(n: int, before: int, after: int, device) -> torch.Tensor:
+    # Mirror without repeating the edge, like ReflectionPad2d, but for pads longer than the image too.
+    i = torch.arange(-before, n + after, device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = i.remainder(period)
+    return torch.where(i < n, i, period - i)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad NCHW x so H and W are multiples of `multiple`, split evenly between both sides.
+    Returns the padded tensor and the (top, left) offset of the original inside it."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not ph and not pw:
+        return x, (0, 0)
+    top, left = ph // 2, pw // 2
+    x = x.index_select(-2, _reflect_index(h, top, ph - top, x.device))
+    x = x.index_select(-1, _reflect_index(w, left, pw - left, x.device))
+    return x, (top, left)
+
+
+def _run(T, x: torch.Tensor, multiple: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    xp, (top, left) = pad_to_multiple(x, multiple)
+    return T(xp)[..., top:top + h, left:left + w]
+
+
+def _starts(size: int, tile: int, overlap: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
+
+
+def _ramp(n: int, ramp_before: bool, ramp_after: bool, overlap: int, device) -> torch.Tensor:
+    w = torch.ones(n, device=device)
+    k = min(overlap, n // 2)
+    if k:
+        up = torch.arange(1, k + 1, device=device, dtype=torch.float32) / (k + 1)
+        if ramp_before:
+            w[:k] = up
+        if ramp_after:
+            w[n - k:] = up.flip(0)
+    return w
+
+
+def tile_shape(T, height: int, width: int, budget_bytes: int, max_tile: int | None,
+               overlap: int) -> tuple[int, int]:
+    """The largest tile (multiple of size_multiple) whose activations fit the budget."""
+    m = int(getattr(T, "size_multiple", 1))
+    per_px = activation_bytes(T, 64, 64) / (64 * 64)
+    area = budget_bytes / per_px
+    cap = max_tile if max_tile is not None else 1 << 30
+    up = lambda v: -(-v // m) * m  # noqa: E731
+    down = lambda v: max(m, int(v) // m * m)  # noqa: E731
+    th = tw = down(min(cap, math.sqrt(area)))
+    # a side that fits whole gives its unused area to the other side
+    if up(height) <= th:
+        th = up(height)
+        tw = down(min(cap, area / th))
+    elif up(width) <= tw:
+        tw = up(width)
+        th = down(min(cap, area / tw))
+    th, tw = min(th, up(height)), min(tw, up(width))
+    if per_px * th * tw > budget_bytes:
+        raise MemoryError(f"translate: memory budget of {budget_bytes / 2**20:.0f} MB is too small for even "
+                          f"one {th}x{tw} tile of this translator ({per_px * th * tw / 2**20:.0f} MB)")
+    if (th < height and th <= overlap) or (tw < width and tw <= overlap):
+        raise ValueError(f"translate: tiles of {th}x{tw} are not larger than tile_overlap={overlap}; "
+                         f"raise the memory budget / max_tile or lower the overlap")
+    return th, tw
+
+
+def translate_tiled(T, x: torch.Tensor, tile: tuple[int, int], overlap: int,
+                    check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+    """T over one NCHW frame (batch 1) in overlapping tiles blended with linear-ramp weights: inside an
+    overlap each tile's weight falls from 1 to 0 towards its own edge, so seams fade instead of cut."""
+    n, _, h, w = x.shape
+    th, tw = tile
+    m = int(getattr(T, "size_multiple", 1))
+    out, weight = None, torch.zeros(1, 1, h, w, device=x.device, dtype=x.dtype)
+    ys, xs = _starts(h, th, overlap), _starts(w, tw, overlap)
+    for y0 in ys:
+        for x0 in xs:
+            if check_interrupt is not None:
+                check_interrupt()
+            y1, x1 = min(h, y0 + th), min(w, x0 + tw)
+            y = _run(T, x[..., y0:y1, x0:x1], m)
+            if out is None:
+                out = torch.zeros(n, y.shape[1], h, w, device=x.device, dtype=x.dtype)
+            wy = _ramp(y1 - y0, y0 > 0, y1 < h, overlap, x.device)
+            wx = _ramp(x1 - x0, x0 > 0, x1 < w, overlap, x.device)
+            wt = (wy[:, None] * wx[None, :]).to(x.dtype)
+            out[..., y0:y1, x0:x1] += y * wt
+            weight[..., y0:y1, x0:x1] += wt
+    return out.div_(weight)
+
+
+def _split_alpha(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    c = img.shape[-1]
+    if c in (1, 3):
+        return img, None
+    if c in (2, 4):
+        return img[..., :c - 1], img[..., c - 1:]
+    raise ValueError(f"translate: images must have 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels, "
+                     f"not {c}")
+
+
+def _to_channels(img: torch.Tensor, c: int) -> torch.Tensor:
+    """NHWC colour (1 or 3 channels) to c channels: gray repeated to RGB, RGB to BT.601 luma."""
+    have = img.shape[-1]
+    if have == c:
+        return img
+    if have == 1 and c == 3:
+        return img.expand(*img.shape[:-1], 3)
+    if have == 3 and c == 1:
+        return (img * img.new_tensor(_LUMA)).sum(-1, keepdim=True)
+    raise ValueError(f"translate: cannot feed {have}-channel images to a translator with {c} input channels")
+
+
+def translate(T: nn.Module, images: torch.Tensor, *, strength: float = 1.0,
+              process_resolution: int | None = None, max_tile: int | None = None, tile_overlap: int = 32,
+              memory_budget_mb: float = 2048, chunk: int = 4,
+              progress: Callable[[int, int], None] | None = None,
+              check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+    """Translate ComfyUI images [N, H, W, C] in 0..1 with T (NCHW in [-1, 1] -> same).
+
+    strength: 0 returns the input, 1 the translation, between them a linear blend.
+    process_resolution: translate at this size of the longer side, then resize back to H x W.
+    max_tile: largest tile side; tiles are also made small enough for memory_budget_mb.
+    chunk: frames per pass; progress(done, total) and check_interrupt() run between chunks (and
+    check_interrupt between tiles), so ComfyUI can show progress and cancel.
+    """
+    if getattr(T, "kind", "translator") == "generator":
+        raise TypeError(f"translate: {getattr(T, 'arch_name', type(T).__name__)} is a noise-to-image "
+                        f"generator (it takes z, not an image); use an image-to-image translator")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"translate: images must be a [N, H, W, C] tensor, got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"translate: strength must be in [0, 1], not {strength}")
+    if chunk < 1 or tile_overlap < 0 or memory_budget_mb <= 0:
+        raise ValueError("translate: chunk must be >= 1, tile_overlap >= 0 and memory_budget_mb > 0")
+    if process_resolution is not None and process_resolution < 1:
+        raise ValueError(f"translate: process_resolution must be positive, not {process_resolution}")
+    images = images.float()
+    n, h, w, _ = images.shape
+    colour, alpha = _split_alpha(images)
+    c_in, c_out = _model_channels(T)
+    if c_in not in (1, 3) and c_in != colour.shape[-1]:
+        raise ValueError(f"translate: the translator takes {c_in} channels; images have {colour.shape[-1]}")
+    c_res = 3 if 3 in (c_out, colour.shape[-1]) else c_out
+    if strength == 0.0 and c_res == colour.shape[-1]:
+        return images.clone()
+
+    param = next(T.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    budget = int(memory_budget_mb * 2**20)
+    m = int(getattr(T, "size_multiple", 1))
+    if process_resolution is not None:
+        s = process_resolution / max(h, w)
+        ph, pw = max(1, round(h * s)), max(1, round(w * s))
+    else:
+        ph, pw = h, w
+    frame_bytes = activation_bytes(T, -(-ph // m) * m, -(-pw // m) * m)
+    tile = None
+    if frame_bytes > budget or (max_tile is not None and max(ph, pw) > max_tile):
+        tile = tile_shape(T, ph, pw, budget, max_tile, tile_overlap)
+    per_pass = max(1, min(chunk, budget // max(frame_bytes, 1)))
+
+    out = torch.empty(n, h, w, c_res + (alpha.shape[-1] if alpha is not None else 0))
+    with torch.inference_mode():
+        for i in range(0, n, chunk):
+            if check_interrupt is not None:
+                check_interrupt()
+            j = min(n, i + chunk)
+            # one full-size copy per frame here; the rest works in place, which keeps a 2048^2 frame at
+            # a few frame-sized buffers on top of the tiles' budget
+            x = _to_channels(colour[i:j], c_in).permute(0, 3, 1, 2).to(device, dtype, copy=True).mul_(2).sub_(1)
+            if (ph, pw) != (h, w):
+                x = F.interpolate(x, (ph, pw), mode="bilinear", align_corners=False, antialias=True)
+            if tile is None:
+                y = torch.cat([_run(T, x[k:k + per_pass], m) for k in range(0, j - i, per_pass)])
+            else:
+                y = torch.cat([translate_tiled(T, x[k:k + 1], tile, tile_overlap, check_interrupt)
+                               for k in range(j - i)])
+            if (ph, pw) != (h, w):
+                y = F.interpolate(y, (h, w), mode="bilinear", align_corners=False, antialias=True)
+            del x
+            y = y.float().cpu().add_(1).div_(2).clamp_(0, 1).permute(0, 2, 3, 1)
+            y = _to_channels(y, c_res)
+            if strength < 1.0:
+                y = torch.lerp(_to_channels(colour[i:j], c_res), y, strength)
+            out[i:j, ..., :c_res] = y
+            if alpha is not None:
+                out[i:j, ..., c_res:] = alpha[i:j]
+            if progress is not None:
+                progress(j, n)
+    return out
