@@ -59,6 +59,10 @@ def parse(argv=None) -> TrainConfig:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--arch=cyclegan" in argv or any(a == "--arch" and b == "cyclegan" for a, b in zip(argv, argv[1:])):
+        from .cyclegan import main as cyclegan_main  # its own options: two folders, four networks
+        return cyclegan_main(argv)
     tc = parse(argv)
     try:
         path = Trainer(tc).run()
