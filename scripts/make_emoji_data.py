@@ -16,6 +16,9 @@ puts both designs at one scale: Noto's bitmaps fill their em box, OpenMoji's lea
 and a translator should not have to learn a zoom. Output: RGB PNGs on white, named by code point
 (u1f600.png), identical names in both folders.
 
+`--before-after MODEL.safetensors PNG` instead renders a figure from an existing OUT: the held-out
+Noto emojis (row 1), the translator's output (row 2) and the OpenMoji originals (row 3).
+
 --holdout N keeps N emojis (evenly spread over the list, the same in both domains) out of the
 training folders, in OUT/holdout/{noto,openmoji}/, to show the translator on emojis it never saw.
 Needs fonttools (to read the fonts' character maps): pip install fonttools.
@@ -78,6 +81,33 @@ def render(font: ImageFont.FreeTypeFont, cp: int, size: int, fill: int) -> Image
     return out
 
 
+def before_after(model: Path, data: Path, out: Path, count: int = 12, zoom: int = 2) -> list[str]:
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import gan_models
+    from gan_models.images import grid, save_image
+
+    names = sorted(p.name for p in (data / "holdout" / "noto").glob("*.png"))[:count]
+    if not names:
+        raise SystemExit(f"error: {data / 'holdout' / 'noto'} holds no PNG: run this script with --holdout first")
+
+    def load(domain):
+        arrs = [np.array(Image.open(data / "holdout" / domain / n).convert("RGB")) for n in names]
+        return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    T = gan_models.load_generator(model)
+    if T.kind != "translator":
+        raise SystemExit(f"error: {model} is a {T.kind}, not a translator")
+    a, b = load("noto"), load("openmoji")
+    with torch.no_grad():
+        y = T(a)
+    arr = grid(torch.cat([a, y, b]), nrow=len(names))
+    save_image(np.kron(arr, np.ones((zoom, zoom, 1), np.uint8)), out)  # nearest-neighbour zoom
+    return names
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path, help="output folder (noto/, openmoji/, holdout/, manifest.json)")
@@ -87,7 +117,13 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=0, help="render only the first N shared emojis (0: all)")
     p.add_argument("--noto-font", type=Path, default=NOTO_FONT)
     p.add_argument("--openmoji-font", type=Path)
+    p.add_argument("--before-after", nargs=2, type=Path, metavar=("MODEL", "PNG"),
+                   help="render held-out Noto / translated / OpenMoji rows from an existing OUT instead")
     a = p.parse_args(argv)
+    if a.before_after:
+        names = before_after(a.before_after[0], a.out, a.before_after[1])
+        print(f"{a.before_after[1]}: {len(names)} held-out emojis")
+        return 0
     fill = a.fill or a.size * 7 // 8
     if not 8 <= a.size <= 1024 or not 1 <= fill <= a.size:
         p.error(f"need 8 <= --size <= 1024 and 1 <= --fill <= --size (got {a.size}, {fill})")
