@@ -55,11 +55,13 @@ def _reflect_index(n: int, before: int, after: int, device) -> torch.Tensor:
     return torch.where(i < n, i, period - i)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad NCHW x so H and W are multiples of `multiple`, split evenly between both sides.
-    Returns the padded tensor and the (top, left) offset of the original inside it."""
+def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad NCHW x so H and W are multiples of `multiple` (and at least min_size), split evenly
+    between both sides. Returns the padded tensor and the (top, left) offset of the original in it."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph = max(min_size, h + (-h) % multiple) - h
+    pw = max(min_size, w + (-w) % multiple) - w
+    ph, pw = ph + (-(h + ph)) % multiple, pw + (-(w + pw)) % multiple
     if not ph and not pw:
         return x, (0, 0)
     top, left = ph // 2, pw // 2
@@ -70,7 +72,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 def _run(T, x: torch.Tensor, multiple: int) -> torch.Tensor:
     h, w = x.shape[-2:]
-    xp, (top, left) = pad_to_multiple(x, multiple)
+    xp, (top, left) = pad_to_multiple(x, multiple, int(getattr(T, "min_size", 1)))
     return T(xp)[..., top:top + h, left:left + w]
 
 
@@ -121,13 +123,75 @@ def tile_shape(T, height: int, width: int, budget_bytes: int, max_tile: int | No
     return th, tw
 
 
+class FrameNormStats:
+    """Make every InstanceNorm of T normalise tiles with statistics of the whole frame.
+
+    An InstanceNorm normalises by the mean and variance of the whole input; run on a tile alone it
+    uses the tile's, so neighbouring tiles get different colours and contrast. `record(frame)` runs T
+    once on the whole frame scaled down to fit in memory and keeps each InstanceNorm's per-channel mean
+    and variance (spatial averages, which survive the down-scaling well); inside `applied()` the
+    InstanceNorms use those instead of their tile's."""
+
+    def __init__(self, T: nn.Module):
+        self.T = T
+        self.norms = [m for m in T.modules() if isinstance(m, nn.InstanceNorm2d) and not m.track_running_stats]
+        self.stats: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def record(self, frame: torch.Tensor, budget_bytes: int) -> None:
+        h, w = frame.shape[-2:]
+        m = int(getattr(self.T, "size_multiple", 1))
+        per_px = activation_bytes(self.T, 64, 64) / (64 * 64)
+        s = min(1.0, math.sqrt(budget_bytes / per_px / (h * w)))
+        if s < 1.0:
+            frame = F.interpolate(frame, (max(m, round(h * s)), max(m, round(w * s))), mode="bilinear",
+                                  align_corners=False, antialias=True)
+
+        def keep(mod, inputs, output):
+            var, mean = torch.var_mean(inputs[0], dim=(2, 3), correction=0, keepdim=True)
+            self.stats[mod] = (mean, var)
+
+        hooks = [n.register_forward_hook(keep) for n in self.norms]
+        try:
+            _run(self.T, frame, m)
+        finally:
+            for hk in hooks:
+                hk.remove()
+
+    @staticmethod
+    def _apply(stats, mod, inputs, output):
+        mean, var = stats[mod]
+        y = (inputs[0] - mean) * torch.rsqrt(var + mod.eps)
+        if mod.affine:
+            y = y * mod.weight[:, None, None] + mod.bias[:, None, None]
+        return y
+
+    def applied(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            hooks = [n.register_forward_hook(lambda mod, i, o: self._apply(self.stats, mod, i, o))
+                     for n in self.norms]
+            try:
+                yield
+            finally:
+                for hk in hooks:
+                    hk.remove()
+        return ctx()
+
+
 def translate_tiled(T, x: torch.Tensor, tile: tuple[int, int], overlap: int,
-                    check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+                    check_interrupt: Callable[[], None] | None = None,
+                    budget_bytes: int | None = None) -> torch.Tensor:
     """T over one NCHW frame (batch 1) in overlapping tiles blended with linear-ramp weights: inside an
-    overlap each tile's weight falls from 1 to 0 towards its own edge, so seams fade instead of cut."""
+    overlap each tile's weight falls from 1 to 0 towards its own edge, so seams fade instead of cut.
+    InstanceNorms use whole-frame statistics (see FrameNormStats)."""
     n, _, h, w = x.shape
     th, tw = tile
     m = int(getattr(T, "size_multiple", 1))
+    norm_stats = FrameNormStats(T)
+    if norm_stats.norms:
+        norm_stats.record(x, budget_bytes or activation_bytes(T, th, tw))
     out, weight = None, torch.zeros(1, 1, h, w, device=x.device, dtype=x.dtype)
     ys, xs = _starts(h, th, overlap), _starts(w, tw, overlap)
     for y0 in ys:
@@ -135,7 +199,11 @@ def translate_tiled(T, x: torch.Tensor, tile: tuple[int, int], overlap: int,
             if check_interrupt is not None:
                 check_interrupt()
             y1, x1 = min(h, y0 + th), min(w, x0 + tw)
-            y = _run(T, x[..., y0:y1, x0:x1], m)
+            if norm_stats.norms:
+                with norm_stats.applied():
+                    y = _run(T, x[..., y0:y1, x0:x1], m)
+            else:
+                y = _run(T, x[..., y0:y1, x0:x1], m)
             if out is None:
                 out = torch.zeros(n, y.shape[1], h, w, device=x.device, dtype=x.dtype)
             wy = _ramp(y1 - y0, y0 > 0, y1 < h, overlap, x.device)
@@ -233,7 +301,7 @@ def translate(T: nn.Module, images: torch.Tensor, *, strength: float = 1.0,
             if tile is None:
                 y = torch.cat([_run(T, x[k:k + per_pass], m) for k in range(0, j - i, per_pass)])
             else:
-                y = torch.cat([translate_tiled(T, x[k:k + 1], tile, tile_overlap, check_interrupt)
+                y = torch.cat([translate_tiled(T, x[k:k + 1], tile, tile_overlap, check_interrupt, budget)
                                for k in range(j - i)])
             if (ph, pw) != (h, w):
                 y = F.interpolate(y, (h, w), mode="bilinear", align_corners=False, antialias=True)

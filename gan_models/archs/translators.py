@@ -104,6 +104,8 @@ class ResnetTranslator(nn.Module):
         self.dropout, self.padding, self.bias = bool(dropout), padding, bias
         # each stride-2 conv halves H and W; the transposed convs restore them only from even sizes
         self.size_multiple = 2 ** n_downsampling
+        # reflect padding needs more pixels than it pads: 3 at the stem, 1 at the 2x2+ bottleneck
+        self.min_size = max(4, 2 * self.size_multiple)
 
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias), norm_layer(norm, ngf),
                   nn.ReLU(True)]

@@ -1,0 +1,218 @@
+"""translate(): ComfyUI images through a translator at any size, tiled within a memory budget."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_models.archs.translators import ResnetTranslator, UnetTranslator
+from gan_models.translate import pad_to_multiple, translate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def randomize(net, seed=0, scale=0.15):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if name.endswith("num_batches_tracked"):
+                continue
+            if name.endswith("running_var"):
+                t.copy_(0.5 + torch.rand(t.shape, generator=g))
+            else:
+                t.copy_(torch.randn(t.shape, generator=g) * (scale if t.ndim > 1 else 0.05))
+    return net.eval()
+
+
+def smooth_images(n, h, w, c=3, seed=0):
+    """Photo-like test frames: low-frequency colour waves, NHWC in 0..1."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    frames = []
+    for _ in range(n):
+        chans = []
+        for k in range(c):
+            a, b, p = (torch.rand(3, generator=g) * 6).tolist()
+            chans.append(0.5 + 0.25 * torch.sin(a * xx * math.pi + p) * torch.cos(b * yy * math.pi)
+                         + 0.2 * (xx - yy) * (k - 1))
+        frames.append(torch.stack(chans, -1))
+    return torch.stack(frames).clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return randomize(ResnetTranslator(ngf=4, n_blocks=1, norm="instance"))
+
+
+def test_matches_a_direct_call_on_the_model(resnet):
+    img = smooth_images(2, 64, 48)
+    out = translate(resnet, img)
+    with torch.no_grad():
+        ref = (resnet(img.permute(0, 3, 1, 2) * 2 - 1) + 1) / 2
+    assert out.shape == img.shape
+    assert (out - ref.permute(0, 2, 3, 1)).abs().max().item() < 1e-6
+
+
+def test_non_square_and_odd_sizes_come_back_exactly(resnet):
+    for h, w in [(300, 200), (7, 13), (1, 5)]:
+        out = translate(resnet, smooth_images(1, h, w))
+        assert out.shape == (1, h, w, 3)
+        assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_unet_pads_far_beyond_the_image():
+    # a 2**7 multiple for a 20x30 image: the pad is longer than the image, mirrored back and forth
+    T = randomize(UnetTranslator(ngf=2, depth=7, norm="batch"))
+    out = translate(T, smooth_images(1, 20, 30))
+    assert out.shape == (1, 20, 30, 3)
+    x = torch.arange(5.0).view(1, 1, 1, 5)
+    xp, (top, left) = pad_to_multiple(x, 16)
+    assert xp.shape[-2:] == (16, 16) and torch.equal(xp[..., top:top + 1, left:left + 5], x)
+    assert xp[0, 0, top].tolist()[left - 3:left + 8] == [3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1]
+
+
+def test_strength_zero_returns_the_input_and_half_blends(resnet):
+    img = smooth_images(2, 40, 36)
+    assert torch.equal(translate(resnet, img, strength=0.0), img)
+    full = translate(resnet, img)
+    half = translate(resnet, img, strength=0.5)
+    assert (half - (img + full) / 2).abs().max().item() < 1e-6
+
+
+def test_tiled_against_untiled_is_bounded():
+    """Tiles of 128 px (overlap 32) on a 384x320 frame against one pass. Batch norm: only the missing
+    context at tile borders differs. Instance norm: tiles use the frame's statistics."""
+    img = smooth_images(1, 384, 320, seed=3)
+    means = {}
+    for norm, max_bound, mean_bound in [("batch", 1e-3, 2e-5), ("instance", 0.6, 2e-2)]:
+        T = randomize(ResnetTranslator(ngf=4, n_blocks=2, norm=norm), seed=1)
+        full = translate(T, img)
+        tiled = translate(T, img, max_tile=128, tile_overlap=32)
+        d = (full - tiled).abs()
+        print(f"{norm}: tiled vs untiled max {d.max():.2e} mean {d.mean():.2e}")
+        assert d.max().item() < max_bound and d.mean().item() < mean_bound, norm
+        means[norm] = d.mean().item()
+    # the frame statistics matter: tiles normalised by their own statistics are much further off
+    stats_off = translate(_HiddenNorms(T), img, max_tile=128, tile_overlap=32)
+    off = (full - stats_off).abs().mean().item()
+    print(f"instance, tile-local statistics: mean {off:.2e}")
+    assert off > 3 * means["instance"]
+
+
+class _HiddenNorms(torch.nn.Module):
+    """T with its InstanceNorms invisible to translate(), so tiles fall back to their own statistics."""
+
+    def __init__(self, T):
+        super().__init__()
+        self.__dict__["inner"] = T  # not a registered submodule
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.in_channels, self.img_channels, self.size_multiple = T.in_channels, T.img_channels, T.size_multiple
+        self.activation_bytes = T.activation_bytes
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_2048_frame_is_exact_size_and_peak_memory_stays_in_budget(tmp_path):
+    """In a fresh process: a 2048^2 frame through a translator whose one-pass activations would need
+    ~640 MB, with a 64 MB budget. Peak RSS growth must stay under the budget plus five frame-sized
+    float buffers (input copy, accumulator, weights, result: 4*H*W*3 bytes = 48 MB each)."""
+    script = textwrap.dedent(f"""
+        import json, resource, sys, torch
+        sys.path.insert(0, {str(ROOT)!r})
+        from gan_models.archs.translators import ResnetTranslator
+        from gan_models.translate import translate
+        torch.set_num_threads(2)
+        T = ResnetTranslator(ngf=8, n_blocks=1, norm="instance").eval()
+        img = torch.rand(1, 2048, 2048, 3)
+        translate(T, img[:, :256, :256])  # warm up oneDNN and the allocator
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        out = translate(T, img, memory_budget_mb=64)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps(dict(shape=list(out.shape), growth=after - before,
+                              untiled_estimate=T.activation_bytes(2048, 2048))))
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    assert r["shape"] == [1, 2048, 2048, 3]
+    frame = 4 * 2048 * 2048 * 3
+    bound = 64 * 2**20 + 5 * frame
+    print(f"2048^2: peak RSS growth {r['growth'] / 2**20:.0f} MB, bound {bound / 2**20:.0f} MB, "
+          f"untiled estimate {r['untiled_estimate'] / 2**20:.0f} MB")
+    assert r["growth"] < bound < r["untiled_estimate"]
+
+
+def test_process_resolution_runs_smaller_and_returns_the_input_size(resnet):
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.T = resnet
+            self.in_channels, self.img_channels, self.size_multiple = 3, 3, 4
+
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            return self.T(x)
+
+    out = translate(Spy(), smooth_images(1, 200, 300), process_resolution=100)
+    assert out.shape == (1, 200, 300, 3)
+    assert seen == [(68, 100)]  # 67x100 reflect-padded to a multiple of 4
+
+
+def test_chunks_report_progress_and_can_be_interrupted(resnet):
+    img = smooth_images(10, 16, 16)
+    calls, checks = [], []
+    out = translate(resnet, img, chunk=4, progress=lambda d, t: calls.append((d, t)),
+                    check_interrupt=lambda: checks.append(1))
+    assert calls == [(4, 10), (8, 10), (10, 10)] and len(checks) == 3
+    # frames do not influence each other: chunking changes nothing
+    one = translate(resnet, img, chunk=1)
+    assert (out - one).abs().max().item() < 1e-5
+
+    class Stop(Exception):
+        pass
+
+    def interrupt():
+        if len(calls) >= 4:
+            raise Stop
+    with pytest.raises(Stop):
+        translate(resnet, img, chunk=4, progress=lambda d, t: calls.append((d, t)), check_interrupt=interrupt)
+
+
+def test_channel_mismatches(resnet):
+    rgba = torch.cat([smooth_images(1, 32, 32), torch.rand(1, 32, 32, 1)], -1)
+    out = translate(resnet, rgba)
+    assert out.shape == rgba.shape and torch.equal(out[..., 3], rgba[..., 3])
+    assert (out[..., :3] - translate(resnet, rgba[..., :3])).abs().max().item() < 1e-6
+    gray = smooth_images(1, 32, 32, c=1)
+    out = translate(resnet, gray)  # gray repeated to RGB for an RGB model; the result is RGB
+    assert out.shape == (1, 32, 32, 3)
+    assert (out - translate(resnet, gray.expand(-1, -1, -1, 3))).abs().max().item() < 1e-6
+    mono = randomize(ResnetTranslator(in_channels=1, out_channels=1, ngf=4, n_blocks=1))
+    rgb = smooth_images(1, 32, 32)
+    out = translate(mono, rgb)  # RGB to luma for a grayscale model, the gray result shown as RGB
+    assert out.shape == (1, 32, 32, 3) and torch.equal(out[..., 0], out[..., 2])
+    luma = (rgb * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
+    assert (out[..., :1] - translate(mono, luma)).abs().max().item() < 1e-6
+    with pytest.raises(ValueError, match="channels"):
+        translate(resnet, torch.rand(1, 8, 8, 5))
+
+
+def test_a_noise_generator_is_refused(resnet):
+    class G(torch.nn.Module):
+        kind, arch_name = "generator", "dcgan"
+
+    with pytest.raises(TypeError, match="noise-to-image generator"):
+        translate(G(), smooth_images(1, 8, 8))
+    with pytest.raises(ValueError, match="N, H, W, C"):
+        translate(resnet, torch.rand(8, 8, 3))
+    with pytest.raises(ValueError, match="strength"):
+        translate(resnet, smooth_images(1, 8, 8), strength=1.5)
