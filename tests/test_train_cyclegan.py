@@ -192,3 +192,69 @@ def test_parse_defaults_follow_the_paper():
     cc = parse(["--arch", "cyclegan", "--data-a", "x", "--data-b", "y", "--out", "z", "--steps", "100"])
     assert (cc.lr, cc.betas, cc.lambda_cycle, cc.lambda_identity, cc.pool_size) == (2e-4, (0.5, 0.999), 10, 0.5, 50)
     assert cc.decay_start == 50 and cc.n_layers_d == 3 and cc.norm == "instance"
+
+
+# ------------------------------------------------------------------------------------------ pix2pix
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory, folders):
+    """The same digits in both styles under the same names: aligned pairs."""
+    root = tmp_path_factory.mktemp("paired")
+    for dom in ("a", "b"):
+        (root / dom).mkdir()
+    for i in range(12):
+        a = np.asarray(Image.open(folders / "a" / f"{i:02d}.png")).astype(float)
+        ink = (255 - a[..., 1]) / (255 - 20)  # green channel: 255 on paper, 20 under the red pen
+        ink = ink[..., None].clip(0, 1)
+        b = (1 - ink) * np.array([250, 230, 120]) + ink * np.array([20, 30, 120])
+        Image.fromarray(a.astype(np.uint8)).save(root / "a" / f"{i:02d}.png")
+        Image.fromarray(b.round().astype(np.uint8)).save(root / "b" / f"{i:02d}.png")
+    return root
+
+
+def test_pix2pix_resume_and_export(paired, tmp_path):
+    from gan_models.train.cyclegan import Pix2PixTrainer
+    kw = dict(arch="pix2pix", ndf=4, ngf=4)
+    full = Pix2PixTrainer(_cfg(paired, tmp_path / "full", steps=4, **kw))
+    full.run()
+    Pix2PixTrainer(_cfg(paired, tmp_path / "split", steps=2, **kw)).run()
+    part = Pix2PixTrainer(_cfg(paired, tmp_path / "split", steps=4, resume=True, **kw))
+    part.run()
+    for n in ("G", "D"):
+        a, b = getattr(full, n).state_dict(), getattr(part, n).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), n
+    T = gan_models.load_generator(tmp_path / "full" / "translator_A2B.safetensors")
+    assert T.kind == "translator" and T.arch_name == "unet_translator" and T.depth == 4
+    assert T.meta["source"]["method"] == "pix2pix" and T.meta["style_name"] == "A->B"
+    assert not (tmp_path / "full" / "translator_B2A.safetensors").exists()
+    x = torch.rand(1, 3, RES, RES) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(T(x), full.G.eval()(x), atol=1e-6)
+
+
+def test_pix2pix_learns_the_paired_mapping(paired, tmp_path):
+    from gan_models.train.cyclegan import Pix2PixTrainer
+    tr = Pix2PixTrainer(_cfg(paired, tmp_path, arch="pix2pix", steps=60, decay_from=60, ngf=8, ndf=4,
+                             lr=2e-3, batch=4, dropout=False))
+    l1 = [tr.train_step()["loss_l1"] for _ in range(60)]
+    assert np.mean(l1[-10:]) < 0.5 * np.mean(l1[:3])
+
+
+def test_pix2pix_needs_pairs(folders, paired, tmp_path):
+    from gan_models.train.cyclegan import Pix2PixTrainer
+    (tmp_path / "b").mkdir()
+    Image.open(paired / "b" / "00.png").save(tmp_path / "b" / "other.png")
+    with pytest.raises(DataError, match="same file names"):
+        Pix2PixTrainer(_cfg(paired, tmp_path, arch="pix2pix", steps=1, data_b=str(tmp_path / "b")))
+    with pytest.raises(ValueError, match="power of two"):
+        Pix2PixTrainer(_cfg(paired, tmp_path, arch="pix2pix", steps=1, resolution=24, n_layers_d=2))
+
+
+def test_pix2pix_cli(paired, tmp_path):
+    out = tmp_path / "run"
+    assert cli_main(["--arch=pix2pix", "--data-a", str(paired / "a"), "--data-b", str(paired / "b"),
+                     "--out", str(out), "--resolution", str(RES), "--ngf", "4", "--ndf", "4", "--n-layers-d", "2",
+                     "--steps", "2", "--log-every", "0", "--threads", "1"]) == 0
+    T = gan_models.load_generator(out / "translator_A2B.safetensors")
+    assert T.meta["source"]["command"].startswith("python -m gan_models.train --arch=pix2pix")

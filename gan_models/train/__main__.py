@@ -60,8 +60,8 @@ def parse(argv=None) -> TrainConfig:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--arch=cyclegan" in argv or any(a == "--arch" and b == "cyclegan" for a, b in zip(argv, argv[1:])):
-        from .cyclegan import main as cyclegan_main  # its own options: two folders, four networks
+    if any(f"--arch={t}" in argv or ("--arch", t) in zip(argv, argv[1:]) for t in ("cyclegan", "pix2pix")):
+        from .cyclegan import main as cyclegan_main  # own options: two image folders, translators
         return cyclegan_main(argv)
     tc = parse(argv)
     try:
