@@ -134,6 +134,11 @@ class FeatureNet:
                 # exists only as TorchScript, and loading it still works
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self.module = torch.jit.load(str(self.path), map_location=self.device).eval()
+            if not packaged:
+                # a network of the user's: learn its feature size from one blank image
+                with torch.inference_mode():
+                    probe = self.module(torch.zeros(1, 3, input_size, input_size, device=self.device))
+                self.feature_dim = int(probe.flatten(1).shape[1] if probe.ndim == 2 else probe.shape[1])
         self._resize: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def describe(self) -> dict:

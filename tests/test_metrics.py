@@ -313,3 +313,40 @@ def test_real_inception_network_on_a_few_images():
     np.testing.assert_allclose(f1[3:], f3, atol=1e-4)
     # different pictures give different features
     assert np.abs(f1[0] - f1[1]).max() > 0.1
+
+
+class TinyNet(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1) * torch.tensor(2.0)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_cli_end_to_end_with_a_stand_in_network(tmp_path, capsys):
+    from gan_models import save_generator
+    from gan_models.archs import dcgan
+    torch.manual_seed(0)
+    G = dcgan.Generator(dcgan.make_layout(16, 3, 28, 1, ngf=4), c_dim=3)
+    ckpt = tmp_path / "g.safetensors"
+    save_generator(ckpt, G, {"arch": "dcgan", "class_names": ["a", "b", "c"]})
+    data = tmp_path / "fm"
+    data.mkdir()
+    y = np.arange(30, dtype=np.uint8) % 3
+    write_idx(data / "t10k-images-idx3-ubyte", blobs(30, y, res=28), gz=False)
+    write_idx(data / "t10k-labels-idx1-ubyte", y, gz=False)
+    write_idx(data / "train-images-idx3-ubyte", blobs(6, y[:6], res=28), gz=False)
+    net = tmp_path / "tiny.pt"
+    torch.jit.script(TinyNet()).save(str(net))
+    args = [str(ckpt), "--data", str(data), "--split", "test", "--num-gen", "12", "--batch", "5",
+            "--kid-subsets", "4", "--network", str(net), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+            "--class", "1", "--out", str(tmp_path / "r.json")]
+    assert M.main(args) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["num_gen"] == 12 and r["num_real"] == 10 and r["real_subset"] == "class 1 only"
+    assert r["fid"] > 0 and math.isfinite(r["kid"]) and r["feature_net"]["feature_dim"] == 12
+    assert not r["real"]["cache_hit"] and r["real"]["count"] == 30
+    assert M.main(args[:-4] + ["--out", str(tmp_path / "r2.json")]) == 0  # all classes, from the cache
+    r2 = json.loads((tmp_path / "r2.json").read_text())
+    assert r2["real"]["cache_hit"] and r2["num_real"] == 30 and r2["class_dist"] == "uniform"
+    assert M.main([str(ckpt), "--data", str(data), "--network", str(net), "--class", "7", "--quiet",
+                   "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "conditioned on 3 classes" in capsys.readouterr().err
