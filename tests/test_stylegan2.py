@@ -90,7 +90,11 @@ def test_nvlabs_unfused_and_separable_paths_agree(sg2ada):
     G = load_generator(out)
     with torch.no_grad():
         img = G(x["z"], fused_modconv=False, separable=True)
+        fast = G(x["z"], truncation_psi=0.7, fused_modconv=False, channels_last=True)
+        fast_none = G(x["z"], noise_mode="none", fused_modconv=False, channels_last=True)
     assert_close("img_psi1 (unfused, separable)", img, e["img_psi1"])
+    assert_close("img_psi07 (fast CPU path)", fast, e["img_psi07"])
+    assert_close("img_noise_none (fast CPU path)", fast_none, e["img_noise_none"])
 
 
 def test_plain_nvlabs_state_dict_loads_without_meta(tmp_path):

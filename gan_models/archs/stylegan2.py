@@ -166,18 +166,23 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, padd
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    conv_pad = 0
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        conv_pad = (py0, px0)  # conv2d pads internally: no padded copy (several times faster on CPU)
+    else:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
     f = f.to(x.dtype) * (gain ** (f.ndim / 2))
     if not flip_filter:  # conv2d correlates; a true convolution flips the taps
         f = f.flip(list(range(f.ndim)))
     parts = _separate(f) if separable else None
     if parts is not None:
         col, row = parts
-        x = F.conv2d(x, row.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-        x = F.conv2d(x, col.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+        py, px = conv_pad if conv_pad else (0, 0)
+        x = F.conv2d(x, row.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c, padding=(0, px))
+        x = F.conv2d(x, col.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c, padding=(py, 0))
     else:
-        x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+        x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c, padding=conv_pad)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x
@@ -246,6 +251,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
                             flip_weight=flip_weight, separable=separable)
+        if demodulate and noise is not None:  # one rounding step, as NVlabs' fma
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))
         if demodulate:
             x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
         if noise is not None:
@@ -261,6 +268,31 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if noise is not None:
         x = x + noise.to(x.dtype)
     return x
+
+
+def modulated_conv2d_lrelu_shared(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
+                                  bias: torch.Tensor, noise: torch.Tensor | None, gain: float,
+                                  up: int = 1, padding: int = 0, resample_filter: torch.Tensor | None = None,
+                                  flip_weight: bool = True, clamp: float | None = None) -> torch.Tensor:
+    """Demodulated conv + noise + bias + leaky ReLU * gain in float32 for the CPU fast path: the same
+    function as modulated_conv2d(fused_modconv=False) followed by bias_act, with fewer passes:
+    - demodulation from sum_i s_i^2 * sum_k w_oik^2 (one [N,I]x[I,O] matmul) instead of building the
+      [N,O,I,k,k] per-sample weights only to square and sum them;
+    - the gain folded into the epilogue (lrelu(g*v) = g*lrelu(v) for g > 0), so scale, noise and
+      bias are one addcmul and the activation runs in place."""
+    n = x.shape[0]
+    dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+    x = x * styles.reshape(n, -1, 1, 1)
+    x = conv2d_resample(x, weight, f=resample_filter, up=up, padding=padding, flip_weight=flip_weight)
+    shift = bias.reshape(1, -1, 1, 1) * gain
+    if noise is not None:
+        shift = shift + noise * gain
+    out = torch.empty_like(x)  # keeps x's memory format (channels_last) whatever `shift` has
+    torch.addcmul(shift, x, (dcoefs * gain).reshape(n, -1, 1, 1), out=out)
+    F.leaky_relu_(out, 0.2)
+    if clamp is not None and clamp >= 0:
+        out.clamp_(-clamp, clamp)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -329,10 +361,15 @@ class SynthesisLayer(nn.Module):
                 noise = None
         else:
             noise = None
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        if not fused_modconv and x.dtype == torch.float32 and self.activation == "lrelu" and not separable:
+            return modulated_conv2d_lrelu_shared(x, self.weight, styles, self.bias, noise, self.act_gain * gain,
+                                                 up=self.up, padding=self.padding,
+                                                 resample_filter=self.resample_filter,
+                                                 flip_weight=(self.up == 1), clamp=clamp)
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1),
                              fused_modconv=fused_modconv, separable=separable)
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
     def extra_repr(self) -> str:
@@ -403,29 +440,32 @@ class SynthesisBlock(nn.Module):
                                     resample_filter=resample_filter)
 
     def forward(self, x, img, ws, dtype=torch.float32, fused_modconv=None, noise_mode="const",
-                noises=(None, None), separable=False):
+                noises=(None, None), separable=False, channels_last=False):
         w_iter = iter(ws.unbind(dim=1))
         if fused_modconv is None:
             # NVlabs' rule: per-sample weights only when they stay cheap and exact enough
             fused_modconv = (not self.training) and (dtype == torch.float32 or ws.shape[0] == 1)
+        # channels_last pays off only with a shared kernel; the fused path regroups the batch into channels
+        fmt = torch.channels_last if channels_last and not fused_modconv else torch.contiguous_format
         kw = dict(fused_modconv=fused_modconv, noise_mode=noise_mode, separable=separable)
         if self.in_channels == 0:
-            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]).to(memory_format=fmt)
             x = self.conv1(x, next(w_iter), noise=noises[0], **kw)
         elif self.architecture == "resnet":
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=fmt)
             y = self.skip(x, gain=math.sqrt(0.5), separable=separable)
             x = self.conv0(x, next(w_iter), noise=noises[0], **kw)
             x = self.conv1(x, next(w_iter), gain=math.sqrt(0.5), noise=noises[1], **kw)
             x = y + x
         else:
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=fmt)
             x = self.conv0(x, next(w_iter), noise=noises[0], **kw)
             x = self.conv1(x, next(w_iter), noise=noises[1], **kw)
         if img is not None:
             img = upsample2d(img, self.resample_filter, separable=separable)
         if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
+            y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
             img = img + y if img is not None else y
         return x, img
 
@@ -466,11 +506,14 @@ class SynthesisNetwork(nn.Module):
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", noise=None,
                 force_fp32: bool | None = None, fused_modconv: bool | None = None,
-                separable: bool = False) -> torch.Tensor:
+                separable: bool = False, channels_last: bool = False) -> torch.Tensor:
         """noise_mode: 'const' (the stored noise_const buffers, reproducible), 'random' or 'none'.
         noise: explicit per-layer noise (see noise_shapes), overrides noise_mode.
         force_fp32: None = fp16 blocks (num_fp16_res) only on CUDA; False = wherever configured;
-        True = never."""
+        True = never.
+        fused_modconv: None = NVlabs' choice (per-sample grouped conv in eval fp32, bit-equal to
+        upstream); False = modulate activations around one shared-weight conv, which with
+        channels_last=True is the fast CPU path (same result to ~1e-5)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, not {noise_mode!r}")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
@@ -493,7 +536,8 @@ class SynthesisNetwork(nn.Module):
             dtype = torch.float16 if block.use_fp16 and not force_fp32 else torch.float32
             noises = layer_noise[n_idx: n_idx + block.num_conv]
             x, img = block(x, img, cur_ws, dtype=dtype, fused_modconv=fused_modconv, noise_mode=noise_mode,
-                           noises=noises if block.in_channels else (noises[0], None), separable=separable)
+                           noises=noises if block.in_channels else (noises[0], None), separable=separable,
+                           channels_last=channels_last)
             w_idx += block.num_conv
             n_idx += block.num_conv
         return img
