@@ -451,6 +451,13 @@ class Generator(nn.Module):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32)
 
+    @classmethod
+    def from_state_dict(cls, sd, **kwargs) -> "Generator":
+        """Build from an NVlabs G_ema state dict, weights loaded. `kwargs` are upstream's
+        constructor arguments if known (an NVlabs pickle's init_kwargs): the shapes decide all
+        they can, these fill in the rest and must agree with the shapes."""
+        return _from_state_dict(cls, sd, **kwargs)
+
 
 # --------------------------------------------------------------------------------------------------
 # Reading a state dict.
@@ -548,9 +555,6 @@ def _build(sd, meta) -> Generator:
 
 
 def _from_state_dict(cls, sd, **kwargs) -> Generator:
-    """Build from an NVlabs G_ema state dict. `kwargs` are upstream's constructor arguments if known
-    (an NVlabs pickle's init_kwargs): shapes decide everything they can, these fill the rest and
-    must agree with the shapes."""
     mapping_kwargs = dict(kwargs.pop("mapping_kwargs", None) or {})
     unknown = set(kwargs) - set(_UNSEEN_DEFAULTS) - _SCHEDULE_ONLY - {
         "z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"}
@@ -587,8 +591,5 @@ def _from_state_dict(cls, sd, **kwargs) -> Generator:
             conv_clamp=unseen["conv_clamp"], magnitude_ema_beta=unseen["magnitude_ema_beta"],
             geometry=geometry)
     return load_state_dict_strict(G, sd, "stylegan3")
-
-
-Generator.from_state_dict = classmethod(_from_state_dict)
 
 register(Architecture(name="stylegan3", kind="generator", detect=_detect, build=_build))
