@@ -299,10 +299,12 @@ def translate(T: nn.Module, images: torch.Tensor, *, strength: float = 1.0,
             if (ph, pw) != (h, w):
                 x = F.interpolate(x, (ph, pw), mode="bilinear", align_corners=False, antialias=True)
             if tile is None:
-                y = torch.cat([_run(T, x[k:k + per_pass], m) for k in range(0, j - i, per_pass)])
+                parts = [_run(T, x[k:k + per_pass], m) for k in range(0, j - i, per_pass)]
             else:
-                y = torch.cat([translate_tiled(T, x[k:k + 1], tile, tile_overlap, check_interrupt, budget)
-                               for k in range(j - i)])
+                parts = [translate_tiled(T, x[k:k + 1], tile, tile_overlap, check_interrupt, budget)
+                         for k in range(j - i)]
+            y = parts[0] if len(parts) == 1 else torch.cat(parts)  # no frame-sized copy for one part
+            del parts
             if (ph, pw) != (h, w):
                 y = F.interpolate(y, (h, w), mode="bilinear", align_corners=False, antialias=True)
             del x

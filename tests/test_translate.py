@@ -121,8 +121,9 @@ class _HiddenNorms(torch.nn.Module):
 
 def test_2048_frame_is_exact_size_and_peak_memory_stays_in_budget(tmp_path):
     """In a fresh process: a 2048^2 frame through a translator whose one-pass activations would need
-    ~640 MB, with a 64 MB budget. Peak RSS growth must stay under the budget plus five frame-sized
-    float buffers (input copy, accumulator, weights, result: 4*H*W*3 bytes = 48 MB each)."""
+    ~610 MB by its estimate (~305 MB measured), with a 64 MB budget. Peak RSS growth must stay under the budget plus
+    four frame-sized float buffers (input copy, accumulator, weights, result: 4*H*W*3 bytes = 48 MB each)
+    and 32 MB of slack."""
     script = textwrap.dedent(f"""
         import json, resource, sys, torch
         sys.path.insert(0, {str(ROOT)!r})
@@ -143,7 +144,7 @@ def test_2048_frame_is_exact_size_and_peak_memory_stays_in_budget(tmp_path):
     r = json.loads(res.stdout.strip().splitlines()[-1])
     assert r["shape"] == [1, 2048, 2048, 3]
     frame = 4 * 2048 * 2048 * 3
-    bound = 64 * 2**20 + 5 * frame
+    bound = 64 * 2**20 + 4 * frame + 32 * 2**20  # + allocator and oneDNN workspace slack
     print(f"2048^2: peak RSS growth {r['growth'] / 2**20:.0f} MB, bound {bound / 2**20:.0f} MB, "
           f"untiled estimate {r['untiled_estimate'] / 2**20:.0f} MB")
     assert r["growth"] < bound < r["untiled_estimate"]
