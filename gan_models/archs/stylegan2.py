@@ -122,10 +122,12 @@ class MappingNetwork(nn.Module):
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
+            # x stays float32 while a half-precision module keeps w_avg in half: lerp needs one dtype
+            w_avg = self.w_avg.to(x.dtype)
             if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
+                x = w_avg.lerp(x, truncation_psi)
             else:
-                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
+                x[:, :truncation_cutoff] = w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
         return x
 
     def extra_repr(self) -> str:
@@ -362,7 +364,9 @@ class SynthesisLayer(nn.Module):
         else:
             noise = None
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        if not fused_modconv and x.dtype == torch.float32 and self.activation == "lrelu" and not separable:
+        # the shared-kernel epilogue writes in place (out=), which autograd refuses: inference only
+        if (not fused_modconv and x.dtype == torch.float32 and self.activation == "lrelu" and not separable
+                and not torch.is_grad_enabled()):
             return modulated_conv2d_lrelu_shared(x, self.weight, styles, self.bias, noise, self.act_gain * gain,
                                                  up=self.up, padding=self.padding,
                                                  resample_filter=self.resample_filter,
