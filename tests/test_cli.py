@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -48,8 +49,12 @@ def test_generate_module_help():
 
 def test_wheel_never_ships_a_top_level_nodes_module(tmp_path):
     """pip install -e . / pip install . must not put `nodes` on sys.path: ComfyUI has its own."""
+    # setuptools builds in-tree (build/, *.egg-info): build from a copy so the checkout stays clean
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "weights",
+                                                             "docs", "__pycache__", "bench"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+                        "-w", str(tmp_path), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     (whl,) = tmp_path.glob("*.whl")
     tops = {n.split("/")[0] for n in zipfile.ZipFile(whl).namelist()}
