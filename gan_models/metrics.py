@@ -160,7 +160,8 @@ class FeatureNet:
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW -> float NCHW, 3 channels, input_size^2, in the network's (x - 128) / 128 range."""
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise MetricsError(f"FeatureNet takes uint8 [N, C, H, W] images, got {images.dtype} {list(images.shape)}")
+            raise MetricsError(f"FeatureNet takes uint8 [N, C, H, W] images, "
+                               f"got {images.dtype} {list(images.shape)}")
         c = images.shape[1]
         x = images.to(self.device, torch.float32)
         if c == 1:
@@ -564,8 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default 100)")
     p.add_argument("--kid-subset-size", type=int, default=1000, help="samples per KID subset (default 1000)")
-    p.add_argument("--class", dest="class_index", type=int, default=None,
-                   help="generate one class only, compared with that class's real images when labelled")
+    p.add_argument("--class", dest="class_index", default=None, metavar="CLASS",
+                   help="generate one class only (index or name from the checkpoint's class_names), "
+                        "compared with that class's real images when labelled")
     p.add_argument("--class-dist", choices=["uniform", "real"], default="uniform",
                    help="class-conditional generators: classes drawn uniformly or as the real labels")
     p.add_argument("--truncation-psi", type=float, default=1.0)
@@ -587,10 +589,17 @@ def main(argv=None) -> int:
     from . import CheckpointError, load_generator
     try:
         G = load_generator(args.checkpoint, device=args.device)
+        cls = args.class_index
+        if cls is not None and not cls.lstrip("-").isdigit():
+            names = list(getattr(G, "meta", {}).get("class_names") or [])
+            if cls not in names:
+                raise MetricsError(f"--class {cls!r}: not among the checkpoint's class names {names}")
+            cls = names.index(cls)
         net = FeatureNet(args.network, device=args.device)
         res = compute_fid_kid(G, args.data, args.num_gen, args.batch, args.device, net=net,
                               kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
-                              class_index=args.class_index, class_dist=args.class_dist, seed=args.seed,
+                              class_index=None if cls is None else int(cls), class_dist=args.class_dist,
+                              seed=args.seed,
                               truncation_psi=args.truncation_psi, split=args.split, num_real=args.num_real,
                               cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet)
     except (MetricsError, CheckpointError) as e:

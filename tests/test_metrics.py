@@ -352,3 +352,8 @@ def test_cli_end_to_end_with_a_stand_in_network(tmp_path, capsys):
     assert M.main([str(ckpt), "--data", str(data), "--network", str(net), "--class", "7", "--quiet",
                    "--cache-dir", str(tmp_path / "cache")]) == 2
     assert "conditioned on 3 classes" in capsys.readouterr().err
+    assert M.main([str(ckpt), "--data", str(data), "--network", str(net), "--class", "zebra", "--quiet"]) == 2
+    assert "not among the checkpoint's class names ['a', 'b', 'c']" in capsys.readouterr().err
+    # a name works like its index: class 'b' is index 1, compared with the 10 real images of class 1
+    assert M.main(args[:-4] + ["--class", "b", "--out", str(tmp_path / "r3.json")]) == 0
+    assert json.loads((tmp_path / "r3.json").read_text())["num_real"] == 10
