@@ -8,7 +8,9 @@ where the CPU has them; approximate, its error is reported, not hidden), `compil
 opt-in with --compile: minutes of compilation on a small machine). With --upstream, upstream's
 ResnetGenerator is imported from that checkout (models/networks.py only, nothing of it is copied),
 given the same weights, and timed in the same process, interleaved with ours so that load from other
-processes hits every path alike. Each path's output is checked against upstream's (or our eager
+processes hits every path alike. Wall-clock and process CPU time are both
+reported: on a machine shared with other jobs the CPU-time ratio is the steadier one. Each path's
+output is checked against upstream's (or our eager
 output without --upstream). The result is written to bench/results/translator-<time>.json.
 """
 from __future__ import annotations
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
     if a.upstream:
         paths = {"upstream": upstream_generator(a.upstream, T.state_dict()), **paths}
 
-    outputs, times = {}, {k: [] for k in paths}
+    outputs, times, cpu = {}, {k: [] for k in paths}, {k: [] for k in paths}
     with torch.inference_mode():
         for name, f in paths.items():  # warm-up: oneDNN primitive creation, compilation
             t = time.perf_counter()
@@ -98,9 +100,10 @@ def main(argv=None) -> int:
             print(f"warm-up {name:14s} {time.perf_counter() - t:7.2f} s", flush=True)
         for r in range(a.iters):
             for name, f in paths.items():
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 f(x)
                 times[name].append(time.perf_counter() - t)
+                cpu[name].append(time.process_time() - c)
     ref_name = "upstream" if "upstream" in paths else "eager"
     ref = outputs[ref_name]
     results = {}
@@ -108,7 +111,9 @@ def main(argv=None) -> int:
         med = statistics.median(times[name])
         err = (outputs[name].float() - ref).abs().max().item()
         exact = name != "bf16"
+        cpu_med = statistics.median(cpu[name])
         results[name] = {"median_s": med, "images_per_s": a.batch / med, "times_s": times[name],
+                         "median_cpu_s": cpu_med, "images_per_cpu_s": a.batch / cpu_med, "cpu_times_s": cpu[name],
                          f"max_abs_diff_vs_{ref_name}": err,
                          "check": ("ok" if err <= FP32_TOL else "MISMATCH") if exact else "approximate (bf16)"}
     base = results.get("upstream")
@@ -116,8 +121,10 @@ def main(argv=None) -> int:
     for name, r in results.items():
         ratio = f"{r['images_per_s'] / base['images_per_s']:5.2f}x upstream" if base else ""
         r["speedup_vs_upstream"] = r["images_per_s"] / base["images_per_s"] if base else None
-        print(f"{name:14s} {r['images_per_s']:7.3f} img/s  {ratio:18s} max|diff| {r[f'max_abs_diff_vs_{ref_name}']:.2e}  "
-              f"{r['check']}")
+        r["cpu_speedup_vs_upstream"] = r["images_per_cpu_s"] / base["images_per_cpu_s"] if base else None
+        cpu_ratio = f"{r['cpu_speedup_vs_upstream']:5.2f}x upstream" if base else ""
+        print(f"{name:14s} {r['images_per_s']:7.3f} img/s  {ratio:18s} {r['images_per_cpu_s']:7.3f} img/CPU-s  "
+              f"{cpu_ratio:18s} max|diff| {r[f'max_abs_diff_vs_{ref_name}']:.2e}  {r['check']}")
     record = {"benchmark": "resnet9_ngf64_translator", "size": a.size, "batch": a.batch, "threads": a.threads,
               "iters": a.iters, "torch": torch.__version__, "machine": platform.machine(),
               "processor": platform.processor(), "cpu_count": os.cpu_count(),
