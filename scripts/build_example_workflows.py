@@ -19,6 +19,9 @@ from comfyui_host import REPO, ComfyUIHost, Editor  # noqa: E402
 
 CKPT = "fashion_mnist_cdcgan.safetensors"
 FIXED = {"control_after_generate": "fixed"}  # examples reproduce the same images on every run
+# Fashion-MNIST is 28 px: the editor never draws a preview larger than the image itself, so the
+# examples enlarge the pixels (nearest, no smoothing) with core's Upscale Image By before saving.
+UPSCALE = {"upscale_method": "nearest-exact", "scale_by": 4.0}
 LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
           "widgets": {"checkpoint": CKPT, "device": "auto", "dtype": "float32"}}
 
@@ -26,14 +29,15 @@ LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
 def seeds_grid():
     return {"nodes": [
         LOADER,
-        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [420, 160],
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [380, 160],
          "widgets": {"seed": 0, **FIXED, "batch_size": 16, "class_index": -1}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [800, 160], "widgets": {"truncation_psi": 1.0}},
-        {"id": "save", "type": "SaveImage", "pos": [1180, 160], "size": [380, 440],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [720, 160], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [1060, 160], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveImage", "pos": [1400, 160], "size": [440, 500],
          "widgets": {"filename_prefix": "gan/seeds_grid"}},
     ], "links": [
         ("loader", 0, "sample", "generator"), ("loader", 0, "generate", "generator"),
-        ("sample", 0, "generate", "latent"), ("generate", 0, "save", "images"),
+        ("sample", 0, "generate", "latent"), ("generate", 0, "upscale", "image"), ("upscale", 0, "save", "images"),
     ]}
 
 
@@ -46,38 +50,40 @@ def class_sweep():
     for row, (cls, name) in enumerate(SWEEP_CLASSES):
         y = 40 + row * 300
         nodes += [
-            {"id": f"sample{cls}", "type": "ComfyGAN_SampleLatent", "pos": [420, y], "title": f"Sample: {name}",
+            {"id": f"sample{cls}", "type": "ComfyGAN_SampleLatent", "pos": [380, y], "title": f"Sample: {name}",
              "widgets": {"seed": 100, **FIXED, "batch_size": 4, "class_index": cls}},
-            {"id": f"gen{cls}", "type": "ComfyGAN_GenerateImage", "pos": [800, y], "widgets": {"truncation_psi": 1.0}},
+            {"id": f"gen{cls}", "type": "ComfyGAN_GenerateImage", "pos": [720, y], "widgets": {"truncation_psi": 1.0}},
         ]
         links += [("loader", 0, f"sample{cls}", "generator"), ("loader", 0, f"gen{cls}", "generator"),
                   (f"sample{cls}", 0, f"gen{cls}", "latent")]
     # Batch Images grows an input per connection; each link goes to its newest, empty one.
-    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1180, 400]})
+    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1060, 400]})
     links += [(f"gen{cls}", 0, "batch", None) for cls, _ in SWEEP_CLASSES]
-    nodes.append({"id": "save", "type": "SaveImage", "pos": [1480, 300], "size": [380, 500],
+    nodes.append({"id": "upscale", "type": "ImageScaleBy", "pos": [1300, 400], "widgets": UPSCALE})
+    nodes.append({"id": "save", "type": "SaveImage", "pos": [1640, 300], "size": [440, 500],
                   "widgets": {"filename_prefix": "gan/class_sweep"}})
-    links.append(("batch", 0, "save", "images"))
+    links += [("batch", 0, "upscale", "image"), ("upscale", 0, "save", "images")]
     return {"nodes": nodes, "links": links}
 
 
 def interpolation_webp():
     return {"nodes": [
         LOADER,
-        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [420, 40], "title": "Start (seed 1)",
+        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [380, 40], "title": "Start (seed 1)",
          "widgets": {"seed": 1, **FIXED, "batch_size": 1, "class_index": 7}},
-        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [420, 330], "title": "End (seed 2)",
+        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [380, 330], "title": "End (seed 2)",
          "widgets": {"seed": 2, **FIXED, "batch_size": 1, "class_index": 9}},
-        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [800, 160],
+        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [720, 160],
          "widgets": {"frames": 16, "method": "auto", "ping_pong": True}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1160, 160], "widgets": {"truncation_psi": 1.0}},
-        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1540, 160], "size": [360, 460],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1060, 160], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [1400, 160], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1740, 160], "size": [400, 460],
          "widgets": {"filename_prefix": "gan/interpolation", "fps": 12.0, "lossless": True,
                      "quality": 90, "method": "default"}},
     ], "links": [
         ("loader", 0, "a", "generator"), ("loader", 0, "b", "generator"), ("loader", 0, "generate", "generator"),
         ("a", 0, "interp", "latent_a"), ("b", 0, "interp", "latent_b"),
-        ("interp", 0, "generate", "latent"), ("generate", 0, "save", "images"),
+        ("interp", 0, "generate", "latent"), ("generate", 0, "upscale", "image"), ("upscale", 0, "save", "images"),
     ]}
 
 
@@ -104,7 +110,7 @@ async (spec) => {
       w.value = value;
     }
     const size = node.computeSize();
-    node.size = n.size || [Math.max(size[0], 340), size[1]];
+    node.size = n.size || [Math.max(size[0], 300), size[1]];
     made[n.id] = node;
   }
   for (const [src, slot, dst, input] of spec.links) {
