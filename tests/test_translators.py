@@ -191,3 +191,16 @@ def test_not_a_translator_is_a_clear_error(tmp_path):
     sd = {k: v for k, v in sd.items() if ".model.3.model.3." not in k and "model.model.1.model.3.model.1" not in k}
     with pytest.raises(CheckpointError):
         registry.build(sd, {})
+
+
+def test_style_name_comes_from_the_experiment_folder(tmp_path):
+    """Upstream keeps the experiment name in the folder: checkpoints/horse2zebra/latest_net_G_A.pth."""
+    import torch as _t
+    from gan_models.archs.translators import build_resnet_translator
+    from gan_models.convert import convert_file
+    d = tmp_path / "checkpoints" / "horse2zebra"
+    d.mkdir(parents=True)
+    _t.save(build_resnet_translator(3, 3, ngf=4, n_blocks=2).state_dict(), d / "latest_net_G_A.pth")
+    meta = convert_file(d / "latest_net_G_A.pth", tmp_path / "h2z.safetensors")
+    assert meta["style_name"] == "horse2zebra G_A" and meta["kind"] == "translator"
+    assert meta["source"]["file"] == "latest_net_G_A.pth"

@@ -33,7 +33,10 @@ def converters() -> dict[str, Converter]:
     return dict(_CONVERTERS)
 
 
-def convert_object(obj, source_name: str, fmt: str | None = None, **options) -> tuple[dict, dict]:
+def convert_object(obj, source_path: str, fmt: str | None = None, **options) -> tuple[dict, dict]:
+    """Convert a safely loaded object. `source_path` reaches the converter as options['source_name']:
+    upstream CycleGAN keeps the experiment name in the folder (checkpoints/horse2zebra/latest_net_G_A.pth)."""
+    source_name = Path(source_path).name
     if fmt is not None:
         if fmt not in _CONVERTERS:
             raise CheckpointError(f"unknown source format {fmt!r}; known: {sorted(_CONVERTERS)}")
@@ -43,7 +46,7 @@ def convert_object(obj, source_name: str, fmt: str | None = None, **options) -> 
         if not candidates:
             raise CheckpointError(f"{source_name}: not a checkpoint layout any converter recognises "
                                   f"(known: {sorted(_CONVERTERS)}); pass --from to force one")
-    state, meta = candidates[0].convert(obj, options)
+    state, meta = candidates[0].convert(obj, {"source_name": str(source_path), **options})
     meta.setdefault("source", {})
     meta["source"] = {"type": "convert", "converter": candidates[0].name, "file": source_name,
                       **meta["source"]}
@@ -59,7 +62,7 @@ def convert_file(src, dst, fmt: str | None = None, **options) -> dict:
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() != ".safetensors":
         raise CheckpointError(f"output must end in .safetensors: {dst}")
-    state, meta = convert_object(load(src), src.name, fmt, **options)
+    state, meta = convert_object(load(src), str(src), fmt, **options)
     G = registry.build(state, meta)  # validates: raises if the tensors do not build
     meta = {**meta, "arch": G.arch_name, "kind": G.kind}
     for attr in ("z_dim", "c_dim", "w_dim", "num_ws", "img_resolution", "img_channels"):
