@@ -59,8 +59,8 @@ def class_sweep():
     # Batch Images grows an input per connection; each link goes to its newest, empty one.
     nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1060, 400]})
     links += [(f"gen{cls}", 0, "batch", None) for cls, _ in SWEEP_CLASSES]
-    nodes.append({"id": "upscale", "type": "ImageScaleBy", "pos": [1300, 400], "widgets": UPSCALE})
-    nodes.append({"id": "save", "type": "SaveImage", "pos": [1640, 300], "size": [440, 500],
+    nodes.append({"id": "upscale", "type": "ImageScaleBy", "pos": [1400, 400], "widgets": UPSCALE})
+    nodes.append({"id": "save", "type": "SaveImage", "pos": [1740, 300], "size": [440, 500],
                   "widgets": {"filename_prefix": "gan/class_sweep"}})
     links += [("batch", 0, "upscale", "image"), ("upscale", 0, "save", "images")]
     return {"nodes": nodes, "links": links}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -50,6 +51,16 @@ class PromptRejected(HostError):
     def __init__(self, status: int, body: dict):
         self.status, self.body = status, body
         super().__init__(f"/prompt rejected ({status}): {json.dumps(body)[:2000]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port() -> int:
@@ -94,10 +105,7 @@ class ComfyUIHost:
             settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))
         extra_paths = self.workdir / "extra_model_paths.yaml"
         extra_paths.write_text(f"comfyui_gan_test:\n    base_path: {self.models_dir}\n    gan: gan/\n")
-        if self.link.exists() or self.link.is_symlink():
-            raise HostError(f"{self.link} already exists; pass another link_name")
-        self.link.symlink_to(self.pack_dir, target_is_directory=True)
-        self._linked = True
+        self._prepare_link()
         cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--output-directory", str(self.output_dir), "--input-directory", str(self.workdir / "input"),
                "--temp-directory", str(self.workdir / "temp"), "--user-directory", str(self.workdir / "user"),
@@ -122,6 +130,26 @@ class ComfyUIHost:
                 self.stop()
                 raise HostError(f"ComfyUI did not answer /object_info within {timeout:.0f} s:\n{log[-4000:]}")
             time.sleep(0.5)
+
+    def _prepare_link(self) -> None:
+        custom = self.comfyui / "custom_nodes"
+        for entry in custom.iterdir():
+            # links left by a run that was killed: a second copy of the pack would load beside ours
+            m = re.fullmatch(r"comfyui-gan-test-(\d+)-\d+", entry.name)
+            if m and entry.is_symlink():
+                if not _alive(int(m.group(1))):
+                    entry.unlink()
+                continue  # another run's, alive: its own business
+            if entry.resolve() == self.pack_dir and entry.name != self.link_name:
+                # the pack is installed there already: use that, or ComfyUI would load it twice
+                self.link_name, self.link = entry.name, entry
+                return
+        if self.link.exists() or self.link.is_symlink():
+            if self.link.resolve() == self.pack_dir:
+                return
+            raise HostError(f"{self.link} already exists and is not this pack; pass another link_name")
+        self.link.symlink_to(self.pack_dir, target_is_directory=True)
+        self._linked = True
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
