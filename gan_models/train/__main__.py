@@ -9,6 +9,7 @@ from .data import DataError
 from .loop import TrainConfig, Trainer, command_line
 from .nets import RECIPES
 from .losses import AUGMENTS
+from . import augment, stylegan2
 
 
 def parse(argv=None) -> TrainConfig:
@@ -40,6 +41,19 @@ def parse(argv=None) -> TrainConfig:
     p.add_argument("--ema-beta", type=float, help="EMA decay of the exported generator (default 0.999)")
     p.add_argument("--loss", choices=("hinge", "logistic"))
     p.add_argument("--augment", choices=sorted(AUGMENTS), help="differentiable augmentation (default translation)")
+    p.add_argument("--aug", choices=augment.AUGMENT_NAMES,
+                   help="augmentation before D (augment.py): DiffAugment or adaptive (ADA); replaces --augment")
+    p.add_argument("--ada-target", type=float, default=0.6, help="ADA target of E[sign(D(real))] (default 0.6)")
+    p.add_argument("--ada-kimg", type=float, default=500.0, help="ADA: kimg for p to move by 1 (default 500)")
+    p.add_argument("--mirror", action="store_true", help="random x-flips of the training images")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast precision (fp16 with a GradScaler; stylegan2 only)")
+    p.add_argument("--batch-gpu", type=int, help="micro-batch per process; --batch is reached by gradient "
+                                                 "accumulation (and over torchrun ranks)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC activations (faster convs on some devices)")
+    p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
+    p.add_argument("--log-every", type=int, default=100, help="steps between log.jsonl lines")
+    stylegan2.add_arguments(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--license", default="", help="license recorded in the exported checkpoint")
@@ -55,7 +69,10 @@ def parse(argv=None) -> TrainConfig:
                        keep_snapshots=a.keep_snapshots, resume=a.resume, z_dim=a.z_dim, ngf=a.ngf, ndf=a.ndf,
                        mbstd_group=a.mbstd_group, ema_beta=a.ema_beta, loss=a.loss, augment=a.augment,
                        device=a.device, threads=a.threads, license=a.license, description=a.description,
-                       command=command_line(), progress=not a.no_progress)
+                       command=command_line(), progress=not a.no_progress,
+                       aug=a.aug, ada_target=a.ada_target, ada_kimg=a.ada_kimg, mirror=a.mirror,
+                       precision=a.precision, batch_gpu=a.batch_gpu, channels_last=a.channels_last,
+                       deterministic=a.deterministic, log_every=a.log_every, extra=stylegan2.extra_from_args(a))
 
 
 def main(argv=None) -> int:

@@ -6,6 +6,7 @@ plus a wrapper around `train_step` rather than a new loop.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -23,7 +24,7 @@ from torch import nn
 
 from .. import save_generator
 from ..images import save_grid
-from . import snapshot
+from . import augment as augment_mod, distributed, snapshot
 from .data import BatchOrder, Dataset, load_dataset
 from .losses import AUGMENTS, d_loss, g_loss
 from .nets import RECIPES
@@ -52,6 +53,15 @@ class TrainConfig:
     ema_beta: float | None = None
     loss: str | None = None
     augment: str | None = None
+    aug: str | None = None           # --aug none|diffaug|ada (augment.py); None: the recipe's `augment`
+    ada_target: float = 0.6
+    ada_kimg: float = 500.0
+    mirror: bool = False             # random x-flips of the reals
+    precision: str = "fp32"          # fp32 | bf16 | fp16 (autocast; fp16 with a GradScaler)
+    batch_gpu: int | None = None     # micro-batch per process (gradient accumulation); None: batch / world
+    channels_last: bool = False
+    deterministic: bool = False      # torch.use_deterministic_algorithms
+    log_every: int = 100             # steps between log.jsonl lines
     bn_recal_batches: int = 32   # batches of 256 used to re-estimate G_ema's BatchNorm statistics
     device: str = "cpu"
     threads: int = 0
@@ -66,6 +76,7 @@ class TrainConfig:
             raise ValueError(f"unknown --arch {self.arch!r}; available: {sorted(RECIPES)}")
         cfg = dict(RECIPES[self.arch].defaults)
         cfg.update({k: v for k, v in asdict(self).items() if v is not None and k != "extra"})
+        cfg.update({k: v for k, v in self.extra.items() if v is not None})  # arch-specific options
         cfg.update(c_dim=ds.c_dim, class_names=list(ds.class_names), betas=tuple(cfg["betas"]))
         if cfg["augment"] not in AUGMENTS:
             raise ValueError(f"unknown augment {cfg['augment']!r}; available: {sorted(AUGMENTS)}")
@@ -149,17 +160,23 @@ class Trainer:
     def __init__(self, tc: TrainConfig):
         if tc.threads:
             torch.set_num_threads(tc.threads)
+        if tc.deterministic:
+            torch.use_deterministic_algorithms(True)
         self.tc = tc
         self.out = Path(tc.out)
+        self.dist = distributed.from_env(tc.device)
+        self.is_main = self.dist.is_main
         self.ds = load_dataset(tc.data, tc.resolution, tc.channels)
         if self.ds.skipped:
             print(f"data: skipped {self.ds.skipped} undecodable image file(s)", file=sys.stderr)
         self.cfg = tc.resolved(self.ds)
         self.recipe = RECIPES[tc.arch]
-        self.device = torch.device(tc.device)
+        self.device = self.dist.device
         torch.manual_seed(tc.seed)
         self.G = self.recipe.make_G(self.cfg).to(self.device).train()
         self.D = self.recipe.make_D(self.cfg).to(self.device).train()
+        self.dist.broadcast_module(self.G)
+        self.dist.broadcast_module(self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         lr, betas = self.cfg["lr"], self.cfg["betas"]
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
@@ -169,6 +186,22 @@ class Trainer:
         # the data order and the noise cannot perturb each other
         self.noise = torch.Generator().manual_seed(tc.seed + 1)
         self.augment = AUGMENTS[self.cfg["augment"]]
+        if self.cfg.get("aug"):
+            self.augment = augment_mod.build(self.cfg["aug"], batch=tc.batch, target=self.cfg["ada_target"],
+                                             ada_kimg=self.cfg["ada_kimg"], reduce=self.dist.all_reduce_sum)
+        # a recipe may bring its own step (stylegan2.py: lazy regularisation, AMP, accumulation, ranks)
+        make_step = getattr(self.recipe, "make_step", None)
+        self.stepper = make_step(self) if make_step is not None else None
+        if self.stepper is None:
+            if self.dist.world > 1:
+                raise ValueError(f"--arch {tc.arch} trains in one process only (its generator's BatchNorm "
+                                 f"statistics would differ per rank); under torchrun use --arch stylegan2")
+            if self.cfg["precision"] not in ("fp32", "bf16"):
+                raise ValueError(f"--arch {tc.arch} supports --precision fp32 or bf16, not "
+                                 f"{self.cfg['precision']!r}")
+            if self.cfg["channels_last"]:
+                self.G.to(memory_format=torch.channels_last)
+                self.D.to(memory_format=torch.channels_last)
         self.step = 0
         self.wall = 0.0
         self.resumed_from: Path | None = None
@@ -180,11 +213,14 @@ class Trainer:
                 "opt_D": self.opt_D.state_dict(),
                 "rng": {**snapshot.rng_state(), "noise": self.noise.get_state(),
                         "data": self.order.state_dict()},
+                "augment": self.augment.state_dict() if hasattr(self.augment, "state_dict") else {},
+                "stepper": self.stepper.state_dict() if self.stepper is not None else {},
                 "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
                            if isinstance(v, (int, float, str, bool, list, tuple))}}
 
     def load_state_dict(self, s: dict) -> None:
-        for key in ("arch", "z_dim", "c_dim", "resolution", "channels", "ngf", "ndf"):
+        for key in ("arch", "z_dim", "c_dim", "resolution", "channels", "ngf", "ndf",
+                    *getattr(self.recipe, "shape_keys", ())):
             if key in s["config"] and s["config"][key] != self.cfg[key]:
                 raise ValueError(f"--resume: the snapshot was trained with {key}={s['config'][key]!r}, "
                                  f"this run asks for {self.cfg[key]!r}")
@@ -197,6 +233,10 @@ class Trainer:
         self.noise.set_state(s["rng"]["noise"])
         self.order.load_state_dict(s["rng"]["data"])
         self.step, self.wall = int(s["step"]), float(s["wall"])
+        if s.get("augment") and hasattr(self.augment, "load_state_dict"):
+            self.augment.load_state_dict(s["augment"])
+        if self.stepper is not None and s.get("stepper"):
+            self.stepper.load_state_dict(s["stepper"])
 
     def try_resume(self) -> bool:
         found = snapshot.load_latest(self.out)
@@ -209,6 +249,15 @@ class Trainer:
 
     # -- one step -------------------------------------------------------------------------------
     def train_step(self) -> dict:
+        if self.stepper is not None:
+            stats = self.stepper()
+            self.step += 1
+            return stats
+        with (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg["precision"] == "bf16"
+              else contextlib.nullcontext()):
+            return self._dcgan_step()
+
+    def _dcgan_step(self) -> dict:
         cfg, dev, c_dim = self.cfg, self.device, self.cfg["c_dim"]
         x, y = self.ds.batch(self.order.next())
         x = x.to(dev)
@@ -222,6 +271,8 @@ class Trainer:
         real_logits = self.D(self.augment(x, gen=self.noise), y)
         fake_logits = self.D(self.augment(fake, gen=self.noise), y)
         loss_d = d_loss(cfg["loss"], real_logits, fake_logits)
+        if hasattr(self.augment, "observe"):  # ADA's overfitting heuristic reads D(real)
+            self.augment.observe(real_logits)
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_D.step()
@@ -240,6 +291,8 @@ class Trainer:
         # EMA warm-up: early weights move fast, a fixed 0.999 would average in the random init
         beta = min(cfg["ema_beta"], (1 + self.step) / (10 + self.step))
         ema_update(self.G_ema, self.G, beta)
+        if hasattr(self.augment, "step"):
+            self.augment.step()
         self.step += 1
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item()}
@@ -259,14 +312,14 @@ class Trainer:
         meta = {**self.recipe.export_meta(G, self.cfg),
                 "output_range": [-1, 1],
                 "class_names": cls,
-                "arch_kwargs": {"ngf": self.cfg["ngf"]},
+                **({"arch_kwargs": {"ngf": self.cfg["ngf"]}} if "ngf" in self.cfg else {}),
                 "source": {"type": "train", "command": self.tc.command, "steps": self.step,
                            "kimg": round(kimg, 3), "batch": self.tc.batch, "seed": self.tc.seed,
                            "data": self.ds.source, "images": len(self.ds),
                            "wall_time_s": round(self.wall, 1), "hardware": hardware(),
                            "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
                                       if k in ("lr", "betas", "ema_beta", "loss", "augment", "ngf", "ndf",
-                                               "mbstd_group", "z_dim")}},
+                                               "mbstd_group", "z_dim", *getattr(self.recipe, "record_keys", ()))}},
                 "license": self.tc.license or "unspecified: inherits the training data's license",
                 "description": self.tc.description or
                 (f"{self.tc.arch} trained on {Path(self.ds.source).name}"
@@ -283,42 +336,55 @@ class Trainer:
             print(f"resumed from {self.resumed_from.name} at step {self.step}", file=sys.stderr)
         elif tc.resume:
             print(f"--resume: no snapshot in {self.out / 'snapshots'}; starting at step 0", file=sys.stderr)
-        if self.step == 0:
+        if self.step == 0 and self.is_main:
             x, y = self.ds.batch(torch.arange(min(len(self.ds), 100)))
             save_grid(x, self.out / "reals.png", nrow=10)
-        log = open(self.out / "log.jsonl", "a")
+        log = open(self.out / "log.jsonl", "a") if self.is_main else None
         bar = None
-        if tc.progress:
+        if tc.progress and self.is_main:
             from tqdm import tqdm
             bar = tqdm(total=tc.steps, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
         try:
             while self.step < tc.steps:
                 t0 = time.perf_counter()
                 stats = self.train_step()
+                dt = time.perf_counter() - t0
                 if bar is not None:
                     bar.update(1)
                     if self.step % 10 == 0:
-                        bar.set_postfix(d=f"{stats['loss_d']:.3f}", g=f"{stats['loss_g']:.3f}")
+                        post = dict(kimg=f"{self.step * tc.batch / 1000:.2f}",
+                                    s_kimg=f"{dt * 1000 / tc.batch:.1f}",
+                                    d=f"{stats['loss_d']:.3f}", g=f"{stats['loss_g']:.3f}")
+                        if "aug_p" in stats:
+                            post["p"] = f"{stats['aug_p']:.3f}"
+                        bar.set_postfix(post)
                 if not math.isfinite(stats["loss_d"]) or not math.isfinite(stats["loss_g"]):
                     raise FloatingPointError(f"step {self.step}: loss is not finite ({stats}); "
                                              f"resume from the last snapshot with a lower --lr")
-                if self.step % 100 == 0:
+                if log is not None and tc.log_every and self.step % tc.log_every == 0:
                     log.write(json.dumps({"step": self.step, "kimg": self.step * tc.batch / 1000,
-                                          "wall": round(self.wall, 1), **stats}) + "\n")
+                                          "wall": round(self.wall, 1), "s_per_kimg": round(dt * 1000 / tc.batch, 4),
+                                          **stats}) + "\n")
                     log.flush()
-                if tc.sample_every and self.step % tc.sample_every == 0:
+                if self.is_main and tc.sample_every and self.step % tc.sample_every == 0:
                     self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
                 self.wall += time.perf_counter() - t0  # sampling included: the cost of the run as run
-                if tc.snapshot_every and self.step % tc.snapshot_every == 0:
+                if self.is_main and tc.snapshot_every and self.step % tc.snapshot_every == 0:
                     snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
         finally:
-            log.close()
+            if log is not None:
+                log.close()
             if bar is not None:
                 bar.close()
+        if not self.is_main:  # rank 0 writes the last snapshot, the grid and the export
+            self.dist.barrier()
+            return self.out / "generator.safetensors"
         if not snapshot.list_snapshots(self.out) or snapshot.list_snapshots(self.out)[0][0] != self.step:
             snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
         self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
-        return self.export()
+        path = self.export()
+        self.dist.barrier()
+        return path
 
 
 def command_line() -> str:

@@ -1,0 +1,528 @@
+"""StyleGAN2 training (`--arch stylegan2`): the discriminator, the recipe and one training step.
+
+The generator is gan_models.archs.stylegan2.Generator; the discriminator is NVlabs' 'resnet' one
+(stylegan2-ada-pytorch) written anew: equalized-lr convolutions, blocks that halve the resolution
+with a [1,3,3,1] low-pass before the stride, a 1x1 shortcut, then an epilogue with minibatch
+standard deviation, a 3x3 conv and two dense layers. A class-conditional D scores by projection:
+a mapping network embeds the label into cmap and the output is <phi(x), cmap> / sqrt(cmap_dim).
+
+One step is NVlabs' four phases: G main (non-saturating logistic), G path length (lazy, every
+pl_interval steps), D main (logistic on reals and fakes), D R1 (lazy, every r1_interval steps); the
+lazy phases are weighted by their interval and the Adam hyper-parameters of each net are adjusted
+for the extra steps (lr * c, beta ** c with c = interval / (interval + 1)), as in the paper.
+Style mixing (probability 0.9) at every G call, the EMA generator with NVlabs' ramp-up and a
+running w_avg complete it.
+
+Where it departs from NVlabs, so that a step depends on the global batch only, never on how it is
+split into ranks and accumulation rounds (see distributed.py):
+- the loss of each micro-batch is its per-image sum divided by the global batch, so summed
+  gradients are the global mean (NVlabs sums the rounds' means);
+- all random numbers (z, labels, crossover layer, per-pixel noise, augmentation parameters) are
+  drawn for the whole global batch from seeds taken once per step from the run's generator, and
+  each micro-batch keeps its rows; style mixing draws one crossover per image rather than per batch;
+- minibatch-stddev groups are consecutive images (NVlabs: strided), so a group never straddles
+  two micro-batches as long as batch_gpu is a multiple of the group size;
+- w_avg and the path-length mean are updated once per step from the global batch mean, and the
+  path-length penalty uses the mean from before the step.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..archs.stylegan2 import (FullyConnectedLayer, Generator, MappingNetwork, bias_act, setup_filter,
+                               upfirdn2d)
+from . import augment as augment_mod
+from .nets import RECIPES, Recipe
+
+SQRT_HALF = math.sqrt(0.5)
+
+
+# ------------------------------------------------------------------------------------------------
+# Discriminator
+
+class Conv2dLayer(nn.Module):
+    """Equalized-lr convolution with optional 2x downsampling (low-pass, then strided conv)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
+                 activation: str = "linear", down: int = 1, resample_filter=(1, 3, 3, 1),
+                 conv_clamp: float | None = None):
+        super().__init__()
+        if down not in (1, 2):
+            raise ValueError(f"down must be 1 or 2, not {down}")
+        self.activation, self.down, self.conv_clamp = activation, down, conv_clamp
+        self.register_buffer("resample_filter", setup_filter(resample_filter))
+        self.padding = kernel_size // 2
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
+        self.act_gain = math.sqrt(2) if activation in ("lrelu", "relu") else 1.0
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
+
+    def forward(self, x: torch.Tensor, gain: float = 1) -> torch.Tensor:
+        w = self.weight * self.weight_gain
+        if self.down == 1:
+            x = F.conv2d(x, w.to(x.dtype), padding=self.padding)
+        else:
+            # the filter's support (4 taps, stride 2) adds one pixel each side to the conv's own padding
+            fw = self.resample_filter.shape[-1]
+            p0, p1 = self.padding + (fw - 1) // 2, self.padding + (fw - 2) // 2
+            if w.shape[-1] == 1:
+                x = upfirdn2d(x, self.resample_filter, down=2, padding=[p0, p1, p0, p1])
+                x = F.conv2d(x, w.to(x.dtype))
+            else:
+                x = upfirdn2d(x, self.resample_filter, padding=[p0, p1, p0, p1])
+                x = F.conv2d(x, w.to(x.dtype), stride=2)
+        b = self.bias.to(x.dtype) if self.bias is not None else None
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+
+class DiscriminatorBlock(nn.Module):
+    """'resnet' block: (fromrgb at the first block) conv0, conv1 with 2x down, 1x1 down shortcut."""
+
+    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.in_channels = in_channels
+        if in_channels == 0:
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2,
+                                 conv_clamp=conv_clamp)
+        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_channels == 0:
+            x = self.fromrgb(x)
+        y = self.skip(x, gain=SQRT_HALF)
+        x = self.conv1(self.conv0(x), gain=SQRT_HALF)
+        return y + x  # sqrt(1/2) on both paths keeps the sum at unit variance
+
+
+class MinibatchStdLayer(nn.Module):
+    """Append the average standard deviation over groups of `group_size` consecutive images (split
+    into `num_channels` feature groups), so D can tell a varied batch from near-copies."""
+
+    def __init__(self, group_size: int = 4, num_channels: int = 1):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size else n
+        while n % g:  # a batch the group does not divide: the largest group size that does
+            g -= 1
+        f = self.num_channels
+        y = x.float().reshape(n // g, g, f, c // f, h, w)
+        y = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/g, f]
+        y = y.reshape(n // g, 1, f, 1, 1).expand(-1, g, -1, h, w).reshape(n, f, h, w)
+        return torch.cat([x, y.to(x.dtype)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"
+
+
+class DiscriminatorEpilogue(nn.Module):
+    def __init__(self, in_channels: int, cmap_dim: int, resolution: int = 4, mbstd_group_size: int = 4,
+                 mbstd_num_channels: int = 1, conv_clamp: float | None = None):
+        super().__init__()
+        self.cmap_dim = cmap_dim
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels else None
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation="lrelu")
+        self.out = FullyConnectedLayer(in_channels, cmap_dim if cmap_dim else 1)
+
+    def forward(self, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.conv(x)
+        x = self.fc(x.flatten(1).float())
+        x = self.out(x)
+        if self.cmap_dim:
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
+        return x
+
+
+class Discriminator(nn.Module):
+    """img [N, C, R, R] (+ one-hot c [N, c_dim]) -> logits [N, 1]."""
+
+    def __init__(self, c_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
+                 channel_max: int = 512, cmap_dim: int | None = None, conv_clamp: float | None = 256,
+                 mbstd_group_size: int = 4, mbstd_num_channels: int = 1, mapping_kwargs: dict | None = None):
+        super().__init__()
+        log2 = int(math.log2(img_resolution)) if img_resolution > 0 else 0
+        if img_resolution < 4 or 2 ** log2 != img_resolution:
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
+        ch = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
+        if min(ch.values()) < 1:
+            raise ValueError(f"channel_base {channel_base} is too small for {img_resolution} px")
+        cmap_dim = (ch[4] if cmap_dim is None else cmap_dim) if c_dim else 0
+        for res in self.block_resolutions:
+            in_ch = ch[res] if res < img_resolution else 0
+            setattr(self, f"b{res}", DiscriminatorBlock(in_ch, ch[res], ch[res // 2], img_channels,
+                                                        conv_clamp=conv_clamp))
+        if c_dim:
+            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
+                                          **(mapping_kwargs or {}))
+        self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim, mbstd_group_size=mbstd_group_size,
+                                        mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.img_resolution, self.img_resolution):
+            raise ValueError(f"D expects [N, {self.img_channels}, {self.img_resolution}, {self.img_resolution}], "
+                             f"got {list(img.shape)}")
+        x = img
+        for res in self.block_resolutions:
+            x = getattr(self, f"b{res}")(x)
+        cmap = None
+        if self.c_dim:
+            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
+                raise ValueError(f"this discriminator is class-conditional: pass a one-hot c [N, {self.c_dim}]")
+            cmap = self.mapping(None, c)
+        return self.b4(x, cmap)
+
+
+# ------------------------------------------------------------------------------------------------
+# Recipe
+
+def generator_kwargs(cfg: dict) -> dict:
+    return dict(z_dim=cfg["z_dim"], c_dim=cfg["c_dim"], w_dim=cfg["w_dim"], img_resolution=cfg["resolution"],
+                img_channels=cfg["channels"],
+                mapping_kwargs=dict(num_layers=cfg["map_layers"], lr_multiplier=0.01),
+                synthesis_kwargs=dict(channel_base=cfg["cbase"], channel_max=cfg["cmax"], num_fp16_res=0,
+                                      conv_clamp=256, architecture="skip"))
+
+
+def _check(cfg: dict) -> None:
+    r = cfg["resolution"]
+    if r < 8 or r & (r - 1):
+        raise ValueError(f"--arch stylegan2 needs a power-of-two --resolution >= 8, not {r}")
+
+
+def _make_G(cfg: dict) -> nn.Module:
+    _check(cfg)
+    return Generator(**generator_kwargs(cfg))
+
+
+def _make_D(cfg: dict) -> nn.Module:
+    return Discriminator(cfg["c_dim"], cfg["resolution"], cfg["channels"], channel_base=cfg["cbase"],
+                         channel_max=cfg["cmax"], mbstd_group_size=cfg["mbstd_group"],
+                         mbstd_num_channels=1 if cfg["mbstd_group"] else 0,
+                         mapping_kwargs=dict(num_layers=cfg["map_layers"]))
+
+
+def _meta(G: nn.Module, cfg: dict) -> dict:
+    kw = generator_kwargs(cfg)
+    kw["synthesis_kwargs"] = {k: v for k, v in kw["synthesis_kwargs"].items()}
+    return {"arch": "stylegan2", "kind": "generator", "z_dim": G.z_dim, "c_dim": G.c_dim, "w_dim": G.w_dim,
+            "num_ws": G.num_ws, "img_resolution": G.img_resolution, "img_channels": G.img_channels,
+            "init_kwargs": kw}
+
+
+# ------------------------------------------------------------------------------------------------
+# The training step
+
+@dataclass
+class _Inputs:
+    """Generator inputs drawn for the whole global batch (rows are sliced per micro-batch)."""
+    z: torch.Tensor
+    c: torch.Tensor | None
+    z2: torch.Tensor
+    cutoff: torch.Tensor
+    noise: list = field(default_factory=list)
+
+
+class StyleGAN2Step:
+    def __init__(self, tr):
+        self.tr = tr
+        cfg = tr.cfg
+        self.cfg, self.dist, self.dev = cfg, tr.dist, tr.device
+        self.G, self.D, self.G_ema = tr.G, tr.D, tr.G_ema
+        B = tr.tc.batch
+        world = self.dist.world
+        if B % world:
+            raise ValueError(f"--batch {B} does not split over {world} processes")
+        bgpu = cfg.get("batch_gpu") or B // world
+        if (B // world) % bgpu:
+            raise ValueError(f"--batch {B} over {world} process(es) is {B // world} per process, "
+                             f"which --batch-gpu {bgpu} does not divide")
+        if bgpu % 2:
+            raise ValueError(f"--batch-gpu must be even (the path-length batch is half of it), not {bgpu}")
+        self.B, self.bgpu, self.rounds = B, bgpu, B // (world * bgpu)
+        if cfg["r1_gamma"] is None:
+            cfg["r1_gamma"] = 0.0002 * cfg["resolution"] ** 2 / B  # NVlabs' 'auto' heuristic
+        if cfg["ema_kimg"] is None:
+            cfg["ema_kimg"] = B * 10 / 32
+        prec = cfg.get("precision", "fp32")
+        if prec not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"--precision must be fp32, bf16 or fp16, not {prec!r}")
+        self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[prec]
+        self.scaler_G = torch.amp.GradScaler(self.dev.type, enabled=prec == "fp16")
+        self.scaler_D = torch.amp.GradScaler(self.dev.type, enabled=prec == "fp16")
+        self.channels_last = bool(cfg.get("channels_last"))
+        if self.channels_last:
+            self.D.to(memory_format=torch.channels_last)
+
+        # lazy regularisation: Adam sees fewer, larger regulariser steps
+        def adam(module, interval):
+            c = interval / (interval + 1) if interval else 1.0
+            b1, b2 = cfg["betas"]
+            return torch.optim.Adam(module.parameters(), lr=cfg["lr"] * c, betas=(b1 ** c, b2 ** c), eps=1e-8)
+        tr.opt_G = adam(self.G, cfg["pl_interval"] if cfg["pl_weight"] > 0 else 0)
+        tr.opt_D = adam(self.D, cfg["r1_interval"] if cfg["r1_gamma"] > 0 else 0)
+
+        aug = tr.augment
+        if not isinstance(aug, augment_mod.Identity):
+            if cfg["augment"] != "none":
+                raise ValueError("--arch stylegan2 takes --aug none|diffaug|ada, not --augment")
+            aug = augment_mod.Identity()
+        self.aug = aug
+        self.labels = tr.ds.labels
+        self.pl_mean = torch.zeros([], dtype=torch.float64)
+        self.noise_shapes = [s[2:] for s in self.G.synthesis.noise_shapes()]
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"pl_mean": self.pl_mean.clone(), "scaler_G": self.scaler_G.state_dict(),
+                "scaler_D": self.scaler_D.state_dict()}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.pl_mean = s["pl_mean"].clone().to(torch.float64)
+        if s.get("scaler_G"):
+            self.scaler_G.load_state_dict(s["scaler_G"])
+        if s.get("scaler_D"):
+            self.scaler_D.load_state_dict(s["scaler_D"])
+
+    # -- helpers --------------------------------------------------------------------------------
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.dev.type, dtype=self.amp_dtype)
+
+    def chunks(self, total: int):
+        """(rows, round index) of this rank's micro-batches of a phase over `total` global images:
+        chunk k = rank * rounds + round, so one process with R rounds sees the chunks R ranks would."""
+        cs = total // (self.dist.world * self.rounds)
+        for r in range(self.rounds):
+            k = self.dist.rank * self.rounds + r
+            yield slice(k * cs, (k + 1) * cs)
+
+    def draw_inputs(self, seed: int, n: int) -> _Inputs:
+        g = torch.Generator().manual_seed(seed)
+        cfg = self.cfg
+        z = torch.randn(n, cfg["z_dim"], generator=g)
+        c = None
+        if cfg["c_dim"]:
+            # labels as often as the data has them
+            c = self.labels[torch.randint(0, len(self.labels), (n,), generator=g)]
+        z2 = torch.randn(n, cfg["z_dim"], generator=g)
+        num_ws = self.G.num_ws
+        mix = torch.rand(n, generator=g) < cfg["style_mixing"]
+        cutoff = torch.where(mix, torch.randint(1, num_ws, (n,), generator=g), torch.full((n,), num_ws))
+        noise = [torch.randn(n, 1, h, w, generator=g) for h, w in self.noise_shapes]
+        return _Inputs(z, c, z2, cutoff, noise)
+
+    def onehot(self, y):
+        return F.one_hot(y, self.cfg["c_dim"]).float().to(self.dev) if y is not None else None
+
+    def run_G(self, inp: _Inputs, rows: slice, need_ws_mean: bool = False):
+        dev, G = self.dev, self.G
+        z, c = inp.z[rows].to(dev), self.onehot(inp.c[rows] if inp.c is not None else None)
+        ws = G.mapping(z, c)
+        w_sum = ws[:, 0].detach().float().sum(0) if need_ws_mean else None
+        cut = inp.cutoff[rows].to(dev)
+        if bool((cut < G.num_ws).any()):
+            ws2 = G.mapping(inp.z2[rows].to(dev), c)
+            layer = torch.arange(G.num_ws, device=dev)[None, :, None]
+            ws = torch.where(layer < cut[:, None, None], ws, ws2)
+        img = G.synthesis(ws, noise=[t[rows].to(dev) for t in inp.noise], channels_last=self.channels_last)
+        return img, ws, w_sum, c
+
+    def run_D(self, img, c, aug_seed: int, rows: slice, total: int):
+        # the same seed for every micro-batch: each one re-draws the global parameters and keeps its rows
+        img = self.aug(img, gen=torch.Generator().manual_seed(aug_seed), total=total, offset=rows.start)
+        if self.channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
+        return self.D(img, c)
+
+    def backward(self, loss, scaler):
+        scaler.scale(loss).backward()
+
+    def opt_step(self, module, opt, scaler):
+        self.dist.sync_grads(module.parameters(), nan_to_num=not scaler.is_enabled())
+        scaler.step(opt)
+        scaler.update()
+
+    # -- one step -------------------------------------------------------------------------------
+    def __call__(self) -> dict:
+        tr, cfg, dev, B = self.tr, self.cfg, self.dev, self.B
+        step = tr.step
+        seeds = torch.randint(0, 2 ** 62, (9,), generator=tr.noise).tolist()
+        idx = tr.order.next()
+        flips = torch.rand(B, generator=torch.Generator().manual_seed(seeds[0])) < 0.5
+        stats = torch.zeros(10, dtype=torch.float64)  # sums, reduced over ranks at the end
+
+        do_pl = cfg["pl_weight"] > 0 and step % cfg["pl_interval"] == 0
+        do_r1 = cfg["r1_gamma"] > 0 and step % cfg["r1_interval"] == 0
+
+        # G main: non-saturating logistic loss
+        inp = self.draw_inputs(seeds[1], B)
+        tr.opt_G.zero_grad(set_to_none=True)
+        self.D.requires_grad_(False)
+        for rows in self.chunks(B):
+            with self.autocast():
+                img, _, _, c = self.run_G(inp, rows)
+                logits = self.run_D(img, c, seeds[2], rows, B).float()
+            loss = F.softplus(-logits).sum()
+            self.backward(loss / B, self.scaler_G)
+            stats[0] += loss.item()
+        if not do_pl:
+            self.opt_step(self.G, tr.opt_G, self.scaler_G)
+
+        # G path length, lazily: E|J_w^T y| kept near its running mean (Karras et al. 2020, sec. 3.2)
+        if do_pl:
+            Bp = B // 2
+            inp = self.draw_inputs(seeds[3], Bp)
+            pl_g = torch.Generator().manual_seed(seeds[4])
+            res, ch = cfg["resolution"], cfg["channels"]
+            pl_noise = torch.randn(Bp, ch, res, res, generator=pl_g) / res
+            pl_sum = torch.zeros([], dtype=torch.float64)
+            gain = cfg["pl_weight"] * cfg["pl_interval"]
+            for rows in self.chunks(Bp):
+                with self.autocast():
+                    img, ws, _, _ = self.run_G(inp, rows)
+                    s = (img.float() * pl_noise[rows].to(dev)).sum()
+                scale = self.scaler_G.get_scale() if self.scaler_G.is_enabled() else 1.0
+                (grads,) = torch.autograd.grad(s * scale, ws, create_graph=True)
+                lengths = (grads.float() / scale).square().sum(2).mean(1).sqrt()
+                penalty = (lengths - self.pl_mean.to(dev, torch.float32)).square()
+                # img * 0 keeps every synthesis parameter in the graph (gradient 0, not None)
+                self.backward((penalty.sum() * gain + img[:, 0, 0, 0].float().sum() * 0) / Bp, self.scaler_G)
+                pl_sum += lengths.detach().double().sum().cpu()
+                stats[6] += penalty.detach().double().sum().cpu()
+            self.opt_step(self.G, tr.opt_G, self.scaler_G)
+            tot = self.dist.all_reduce_sum(pl_sum.reshape(1))[0]
+            self.pl_mean = self.pl_mean.lerp(tot / Bp, 0.01)
+        self.D.requires_grad_(True)
+
+        # D main: logistic loss on fakes and (mirrored, augmented) reals
+        inp = self.draw_inputs(seeds[5], B)
+        tr.opt_D.zero_grad(set_to_none=True)
+        w_sum = torch.zeros(cfg["w_dim"], dtype=torch.float64)
+        reals = []
+        for rows in self.chunks(B):
+            with torch.no_grad(), self.autocast():
+                fake, _, ws_sum, c_fake = self.run_G(inp, rows, need_ws_mean=True)
+            w_sum += ws_sum.double().cpu()
+            x, y = tr.ds.batch(idx[rows])
+            if cfg.get("mirror"):
+                x = torch.where(flips[rows, None, None, None], x.flip(3), x)
+            x = x.to(dev)
+            c_real = self.onehot(y)
+            reals.append((x, c_real, rows))
+            with self.autocast():
+                fake_logits = self.run_D(fake.detach(), c_fake, seeds[6], rows, B).float()
+                real_logits = self.run_D(x, c_real, seeds[7], rows, B).float()
+            loss_fake, loss_real = F.softplus(fake_logits).sum(), F.softplus(-real_logits).sum()
+            self.backward((loss_fake + loss_real) / B, self.scaler_D)
+            if hasattr(self.aug, "observe"):
+                self.aug.observe(real_logits)
+            stats[1] += (loss_fake + loss_real).item()
+            stats[2] += real_logits.detach().double().sum().cpu()
+            stats[3] += fake_logits.detach().double().sum().cpu()
+        self.opt_step(self.D, tr.opt_D, self.scaler_D)
+
+        # D R1, lazily: gradient penalty on reals, weighted by the interval it stands for
+        if do_r1:
+            tr.opt_D.zero_grad(set_to_none=True)
+            gain = cfg["r1_gamma"] / 2 * cfg["r1_interval"]
+            for x, c_real, rows in reals:
+                x = x.detach().requires_grad_(True)
+                with self.autocast():
+                    logits = self.run_D(x, c_real, seeds[8], rows, B).float()
+                scale = self.scaler_D.get_scale() if self.scaler_D.is_enabled() else 1.0
+                (g,) = torch.autograd.grad(logits.sum() * scale, x, create_graph=True)
+                penalty = (g.float() / scale).square().sum(dim=[1, 2, 3])
+                self.backward((penalty.sum() * gain + logits.sum() * 0) / B, self.scaler_D)
+                stats[5] += penalty.detach().double().sum().cpu()
+            self.opt_step(self.D, tr.opt_D, self.scaler_D)
+
+        # w_avg: a running mean of the global batch's w, then the EMA generator (NVlabs' ramp-up)
+        w_sum = self.dist.all_reduce_sum(w_sum)
+        m = self.G.mapping
+        with torch.no_grad():
+            m.w_avg.copy_((w_sum / B).to(m.w_avg).lerp(m.w_avg, m.w_avg_beta))
+            cur_nimg = step * B
+            ema_nimg = cfg["ema_kimg"] * 1000
+            if cfg["ema_rampup"]:
+                ema_nimg = min(ema_nimg, cur_nimg * cfg["ema_rampup"])
+            beta = 0.5 ** (B / max(ema_nimg, 1e-8))
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                pe.copy_(p.detach().lerp(pe, beta))
+            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                be.copy_(b)
+        if hasattr(self.aug, "step"):
+            self.aug.step()
+
+        stats = self.dist.all_reduce_sum(stats)
+        out = {"loss_d": float(stats[1] / B), "loss_g": float(stats[0] / B),
+               "d_real": float(stats[2] / B), "d_fake": float(stats[3] / B), "aug_p": float(self.aug.p)}
+        if do_r1:
+            out["r1"] = float(stats[5] / B)
+        if do_pl:
+            out["pl"] = float(stats[6] / (B // 2))
+            out["pl_mean"] = float(self.pl_mean)
+        if getattr(self.aug, "rt", None) is not None:
+            out["ada_rt"] = float(self.aug.rt)
+        return out
+
+
+@dataclass
+class StyleGAN2Recipe(Recipe):
+    make_step: object = None
+    shape_keys: tuple = ()
+    record_keys: tuple = ()
+
+
+RECIPES["stylegan2"] = StyleGAN2Recipe(
+    "stylegan2", _make_G, _make_D, _meta,
+    defaults=dict(z_dim=512, w_dim=512, map_layers=8, cbase=32768, cmax=512, mbstd_group=4,
+                  lr=0.0025, betas=(0.0, 0.99), loss="logistic", augment="none", ema_beta=None,
+                  r1_gamma=None, r1_interval=16, pl_weight=0.0, pl_interval=4, style_mixing=0.9,
+                  ema_kimg=None, ema_rampup=0.05),
+    make_step=StyleGAN2Step,
+    shape_keys=("w_dim", "map_layers", "cbase", "cmax", "mbstd_group"),
+    record_keys=("w_dim", "map_layers", "cbase", "cmax", "r1_gamma", "r1_interval", "pl_weight", "pl_interval",
+                 "style_mixing", "ema_kimg", "ema_rampup", "aug", "ada_target", "mirror", "precision"))
+
+
+def add_arguments(p) -> None:
+    """Options only --arch stylegan2 reads (kept in TrainConfig.extra)."""
+    g = p.add_argument_group("stylegan2")
+    g.add_argument("--w-dim", type=int, help="intermediate latent size (default 512)")
+    g.add_argument("--map-layers", type=int, help="mapping network depth (default 8)")
+    g.add_argument("--cbase", type=int, help="channel base: width at resolution r is min(cbase/r, cmax) "
+                                              "(default 32768)")
+    g.add_argument("--cmax", type=int, help="maximum width (default 512)")
+    g.add_argument("--r1-gamma", type=float, help="R1 weight (default NVlabs' 0.0002 * res^2 / batch)")
+    g.add_argument("--r1-interval", type=int, help="steps between R1 steps (default 16)")
+    g.add_argument("--pl-weight", type=float, help="path-length regularisation weight (default 0: off; "
+                                                   "the paper uses 2)")
+    g.add_argument("--pl-interval", type=int, help="steps between path-length steps (default 4)")
+    g.add_argument("--style-mixing", type=float, help="style-mixing probability (default 0.9)")
+    g.add_argument("--ema-kimg", type=float, help="EMA half-life in kimg (default batch * 10 / 32)")
+    g.add_argument("--ema-rampup", type=float, help="EMA ramp-up ratio (default 0.05; 0: none)")
+
+
+def extra_from_args(a) -> dict:
+    keys = ("w_dim", "map_layers", "cbase", "cmax", "r1_gamma", "r1_interval", "pl_weight", "pl_interval",
+            "style_mixing", "ema_kimg", "ema_rampup")
+    return {k: getattr(a, k) for k in keys if getattr(a, k, None) is not None}
