@@ -89,6 +89,8 @@ class DiscriminatorBlock(nn.Module):
                  conv_clamp: float | None = None):
         super().__init__()
         self.in_channels = in_channels
+        # unused by 'resnet' (its layers hold their own), kept so NVlabs' D state dicts load as they are
+        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
         if in_channels == 0:
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
@@ -172,6 +174,8 @@ class Discriminator(nn.Module):
         if c_dim:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
                                           **(mapping_kwargs or {}))
+            # no truncation in D: NVlabs' D mapping has no w_avg, so it is left out of the state dict
+            self.mapping._non_persistent_buffers_set.add("w_avg")
         self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim, mbstd_group_size=mbstd_group_size,
                                         mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
 
@@ -302,8 +306,11 @@ class StyleGAN2Step:
             self.scaler_D.load_state_dict(s["scaler_D"])
 
     # -- helpers --------------------------------------------------------------------------------
-    def autocast(self):
-        if self.amp_dtype is None:
+    def autocast(self, regulariser: bool = False):
+        # fp16's gradients of D and G with respect to their inputs overflow long before the loss's do
+        # (NaN at a loss scale of 2^10 already): the lazy penalties run in fp32 under fp16, their cost
+        # spread over 4 or 16 steps. bf16 has float32's range and runs them as it runs the rest.
+        if self.amp_dtype is None or (regulariser and self.amp_dtype == torch.float16):
             return contextlib.nullcontext()
         return torch.autocast(self.dev.type, dtype=self.amp_dtype)
 
@@ -397,12 +404,11 @@ class StyleGAN2Step:
             pl_sum = torch.zeros([], dtype=torch.float64)
             gain = cfg["pl_weight"] * cfg["pl_interval"]
             for rows in self.chunks(Bp):
-                with self.autocast():
+                with self.autocast(regulariser=True):
                     img, ws, _, _ = self.run_G(inp, rows)
                     s = (img.float() * pl_noise[rows].to(dev)).sum()
-                scale = self.scaler_G.get_scale() if self.scaler_G.is_enabled() else 1.0
-                (grads,) = torch.autograd.grad(s * scale, ws, create_graph=True)
-                lengths = (grads.float() / scale).square().sum(2).mean(1).sqrt()
+                (grads,) = torch.autograd.grad(s, ws, create_graph=True)
+                lengths = grads.float().square().sum(2).mean(1).sqrt()
                 penalty = (lengths - self.pl_mean.to(dev, torch.float32)).square()
                 # img * 0 keeps every synthesis parameter in the graph (gradient 0, not None)
                 self.backward((penalty.sum() * gain + img[:, 0, 0, 0].float().sum() * 0) / Bp, self.scaler_G)
@@ -410,7 +416,8 @@ class StyleGAN2Step:
                 stats[6] += penalty.detach().double().sum().cpu()
             self.opt_step(self.G, tr.opt_G, self.scaler_G)
             tot = self.dist.all_reduce_sum(pl_sum.reshape(1))[0]
-            self.pl_mean = self.pl_mean.lerp(tot / Bp, 0.01)
+            if torch.isfinite(tot):  # an fp16 overflow (the GradScaler skips that step) must not stick
+                self.pl_mean = self.pl_mean.lerp(tot / Bp, 0.01)
         self.D.requires_grad_(True)
 
         # D main: logistic loss on fakes and (mirrored, augmented) reals
@@ -446,11 +453,10 @@ class StyleGAN2Step:
             gain = cfg["r1_gamma"] / 2 * cfg["r1_interval"]
             for x, c_real, rows in reals:
                 x = x.detach().requires_grad_(True)
-                with self.autocast():
+                with self.autocast(regulariser=True):
                     logits = self.run_D(x, c_real, seeds[8], rows, B).float()
-                scale = self.scaler_D.get_scale() if self.scaler_D.is_enabled() else 1.0
-                (g,) = torch.autograd.grad(logits.sum() * scale, x, create_graph=True)
-                penalty = (g.float() / scale).square().sum(dim=[1, 2, 3])
+                (g,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+                penalty = g.float().square().sum(dim=[1, 2, 3])
                 self.backward((penalty.sum() * gain + logits.sum() * 0) / B, self.scaler_D)
                 stats[5] += penalty.detach().double().sum().cpu()
             self.opt_step(self.D, tr.opt_D, self.scaler_D)
