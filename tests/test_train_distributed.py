@@ -1,0 +1,117 @@
+"""torchrun with 2 gloo ranks on CPU against one process with the whole batch.
+
+Tolerance, and why: the two runs see the same images, latents, noise and augmentation (all drawn
+for the global batch and sliced per rank, see distributed.py), the same minibatch-stddev groups and
+the same reductions of the statistics, so they differ only by float32 rounding: a batch of 4 and a
+batch of 8 go through differently blocked convolution kernels, and gloo sums two partial gradients
+where one process sums eight per-image terms. Observed: losses equal to ~1e-7 relative, weights
+within ~5e-6 after 4 steps. Adam divides each gradient by its own running RMS, so a coordinate
+whose gradient is near zero can turn a rounding difference into a step of up to lr (2.5e-3); the
+bound used, 1e-4 absolute + 1e-4 relative on weights (lr / 25) and 1e-5 relative on losses, leaves
+room for that on other CPUs and thread counts while still failing on any real difference in data,
+noise or gradient scaling (those show up at 1e-2 and more)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_models.train import TrainConfig, Trainer, distributed, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--arch", "stylegan2", "--resolution", "16", "--channels", "1", "--batch", "8", "--z-dim", "16",
+        "--w-dim", "16", "--map-layers", "2", "--cbase", "128", "--cmax", "16", "--aug", "diffaug", "--mirror",
+        "--r1-interval", "2", "--pl-weight", "1", "--pl-interval", "2", "--threads", "1", "--no-progress",
+        "--log-every", "1", "--sample-every", "0", "--snapshot-every", "2", "--seed", "4"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    root = tmp_path_factory.mktemp("digits")
+    for k in range(3):
+        (root / f"c{k}").mkdir()
+        for j, i in enumerate(np.flatnonzero(d.target == k)[:8]):
+            Image.fromarray((d.images[i] * 255 / 16).round().astype(np.uint8), "L").save(root / f"c{k}" / f"{j}.png")
+    return root
+
+
+def torchrun(data, out, steps, *extra):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "gan_models.train", "--data", str(data), "--out", str(out), "--steps", str(steps), *ARGS, *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def single(data, out, steps, *extra):
+    from gan_models.train.__main__ import parse
+    return Trainer(parse(["--data", str(data), "--out", str(out), "--steps", str(steps), *ARGS, *extra])).run()
+
+
+def log(run):
+    rows = {}
+    for line in (Path(run) / "log.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        rows[r["step"]] = r  # a resumed run repeats the steps after its snapshot: the last one counts
+    return [rows[k] for k in sorted(rows)]
+
+
+def assert_close_runs(a_dir, b_dir):
+    a, _ = snapshot.load_latest(a_dir)
+    b, _ = snapshot.load_latest(b_dir)
+    assert a["step"] == b["step"]
+    for net in ("G", "D", "G_ema"):
+        for k in a[net]:
+            torch.testing.assert_close(a[net][k], b[net][k], rtol=1e-4, atol=1e-4, msg=f"{net}.{k}")
+    la, lb = log(a_dir), log(b_dir)
+    assert [r["step"] for r in la] == [r["step"] for r in lb]
+    for ra, rb in zip(la, lb):
+        for key in ("loss_d", "loss_g", "d_real", "d_fake", "r1", "pl"):
+            if key in ra:
+                assert rb[key] == pytest.approx(ra[key], rel=1e-5, abs=1e-7), (ra["step"], key)
+
+
+@pytest.fixture(scope="module")
+def one_process(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one")
+    single(data, out, 4)
+    return out
+
+
+def test_two_ranks_match_one_process(data, one_process, tmp_path):
+    r = torchrun(data, tmp_path, 4)
+    assert (tmp_path / "generator.safetensors").is_file()
+    assert_close_runs(one_process, tmp_path)
+    # rank 0 alone writes: one log line per step, not two
+    assert [row["step"] for row in (json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines())] \
+        == [1, 2, 3, 4]
+    assert "error" not in r.stderr.lower()
+
+
+def test_resume_with_another_world_size(data, one_process, tmp_path):
+    """2 steps on 2 ranks, then the rest in one process: the same run."""
+    torchrun(data, tmp_path, 2)
+    assert [s for s, _ in snapshot.list_snapshots(tmp_path)] == [2]
+    single(data, tmp_path, 4, "--resume")
+    assert_close_runs(one_process, tmp_path)
+
+
+def test_dcgan_refuses_several_ranks(data, tmp_path, monkeypatch):
+    class TwoRanks(distributed.Dist):
+        def broadcast_module(self, module):
+            pass
+
+    monkeypatch.setattr(distributed, "from_env", lambda device: TwoRanks(rank=0, world=2))
+    with pytest.raises(ValueError, match="one process only"):
+        Trainer(TrainConfig(arch="dcgan", data=str(data), out=str(tmp_path), resolution=8, batch=4,
+                            progress=False))
