@@ -49,6 +49,7 @@ NETWORK_ENV = "COMFYUI_GAN_FID_NETWORK"
 RESIZE = "TF1 resize_bilinear (align_corners=False, no half-pixel centres) to 299x299, as NVlabs' FID"
 # bump when anything that changes cached real features changes (preprocessing, reader)
 _CACHE_VERSION = 1
+PARTIAL_SAVE_EVERY_S = 120.0
 
 
 class MetricsError(ValueError):
@@ -197,29 +198,39 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def features(images: torch.Tensor, net: FeatureNet | None = None, batch: int = 64,
-             progress: bool = False, desc: str = "features") -> np.ndarray:
-    """Feature vectors (float32 [N, D]) of NCHW images: uint8 in [0, 255] or float in [-1, 1]."""
+             progress: bool = False, desc: str = "features", *, start: np.ndarray | None = None,
+             on_progress=None) -> np.ndarray:
+    """Feature vectors (float32 [N, D]) of NCHW images: uint8 in [0, 255] or float in [-1, 1].
+
+    `start`: features of the first rows already computed (a resumed run); `on_progress(out, done)`
+    is called after each batch."""
     net = net or FeatureNet()
     if images.ndim != 4:
         raise MetricsError(f"images must be NCHW, got shape {list(images.shape)}")
     n = images.shape[0]
     out = np.empty((n, net.feature_dim), np.float32)
-    bar = _bar(n, desc, progress)
-    for i in range(0, n, batch):
+    done = 0
+    if start is not None and start.ndim == 2 and start.shape[0] <= n and start.shape[1] == net.feature_dim:
+        done = start.shape[0]
+        out[:done] = start
+    bar = _bar(n, desc, progress, done)
+    for i in range(done, n, batch):
         chunk = to_uint8(images[i:i + batch])
         out[i:i + chunk.shape[0]] = net(chunk).cpu().numpy()
         if bar is not None:
             bar.update(chunk.shape[0])
+        if on_progress is not None:
+            on_progress(out, i + chunk.shape[0])
     if bar is not None:
         bar.close()
     return out
 
 
-def _bar(total: int, desc: str, enabled: bool):
+def _bar(total: int, desc: str, enabled: bool, initial: int = 0):
     if not enabled:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, file=sys.stderr)
+    return tqdm(total=total, initial=initial, desc=desc, unit="img", dynamic_ncols=True, file=sys.stderr)
 
 
 # -- the statistics -------------------------------------------------------------------------------
@@ -355,6 +366,11 @@ def _load_cache(path: Path) -> RealFeatures | None:
         return None
 
 
+def _write_npy(path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would append .npy to a bare temp name
+        np.save(fh, arr, allow_pickle=False)
+
+
 def _save_cache(path: Path, rf: RealFeatures) -> None:
     info = {k: v for k, v in rf.info.items() if not k.startswith("_")}
     info.update(has_labels=rf.labels is not None, class_names=rf.class_names)
@@ -417,7 +433,26 @@ def real_features(source, net: FeatureNet | None = None, *, resolution: int | No
         idx = torch.randperm(len(ds), generator=g)[:num_real].sort().values
     imgs = ds.images[idx]
     labels = ds.labels[idx].numpy() if ds.labels is not None else None
-    feats = features(imgs, net, batch, progress, "real features")
+    # a 10k set takes an hour or more on a small CPU: keep what is done every few minutes so an
+    # interrupted run resumes instead of starting over
+    partial = cache / f"{key}.partial.npy"
+    start = None
+    if use_cache and partial.is_file():
+        try:
+            start = np.load(partial, allow_pickle=False)
+        except Exception as e:
+            warnings.warn(f"ignoring unreadable partial features {partial}: {e}")
+    last_save = [time.monotonic()]
+
+    def keep(out: np.ndarray, done: int) -> None:
+        if use_cache and done < out.shape[0] and time.monotonic() - last_save[0] >= PARTIAL_SAVE_EVERY_S:
+            try:
+                atomic_write_bytes(partial, lambda tmp: _write_npy(tmp, out[:done]))
+            except OSError as e:
+                warnings.warn(f"could not write partial features {partial}: {e}")
+            last_save[0] = time.monotonic()
+
+    feats = features(imgs, net, batch, progress, "real features", start=start, on_progress=keep)
     rf = RealFeatures(feats, labels, list(ds.class_names) if labels is not None else [],
                       {"source": str(path.resolve()), "split": split if is_idx else None,
                        "count": int(feats.shape[0]), "skipped": int(ds.skipped),
@@ -425,6 +460,7 @@ def real_features(source, net: FeatureNet | None = None, *, resolution: int | No
     if use_cache:
         try:
             _save_cache(cache_file, rf)
+            partial.unlink(missing_ok=True)
         except OSError as e:
             warnings.warn(f"could not write the feature cache {cache_file}: {e}")
     rf.info.update(cache=str(cache_file) if use_cache else None, cache_hit=False)

@@ -211,6 +211,34 @@ def test_real_feature_cache_is_hit_the_second_time(idx_folder, tmp_path):
     assert len(list(cache.glob("*.npz"))) == 4
 
 
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_real_features_resume_from_the_partial_file(idx_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(M, "PARTIAL_SAVE_EVERY_S", 0.0)
+    cache = tmp_path / "cache"
+    net = fake_net()
+    full = M.real_features(idx_folder, net, resolution=12, channels=1, batch=8, use_cache=False)
+
+    class Dies(PoolNet):
+        def forward(self, x):
+            if dying.calls >= 3:
+                raise Interrupted()
+            return super().forward(x)
+
+    dying = M.FeatureNet(module=Dies(), name="pool-v1", feature_dim=48, input_size=32)
+    with pytest.raises(Interrupted):
+        M.real_features(idx_folder, dying, resolution=12, channels=1, batch=8, cache_dir=cache)
+    assert [p.name.endswith(".partial.npy") for p in cache.iterdir()] == [True]
+    resumed = fake_net()
+    rf = M.real_features(idx_folder, resumed, resolution=12, channels=1, batch=8, cache_dir=cache)
+    # 60 images in 8 batches of 8; the third call died, so 2 batches were kept and 6 remain
+    assert resumed.calls == 6
+    np.testing.assert_allclose(rf.features, full.features, atol=1e-6)
+    assert [p.suffix for p in cache.iterdir()] == [".npz"]
+
+
 def test_real_features_from_an_image_folder_with_classes(tmp_path):
     root = tmp_path / "imgs"
     for k in range(2):
