@@ -409,7 +409,10 @@ def real_features(source, net: FeatureNet | None = None, *, resolution: int | No
     is_idx = data.is_idx_folder(path)
     if resolution is None and not is_idx:
         raise MetricsError("a folder of images needs a resolution to bring them to one size")
-    key = real_cache_key(path, files, net, resolution or 0, channels, split, num_real, seed)
+    # the split means nothing to an image folder, nor the seed without a subset: canonical values
+    # for both let runs that differ only there share one cache entry
+    key = real_cache_key(path, files, net, resolution or 0, channels, split if is_idx else "train", num_real,
+                         seed if num_real is not None else 0)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = cache / f"{key}.npz"
     if use_cache and cache_file.is_file():

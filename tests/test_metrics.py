@@ -250,6 +250,9 @@ def test_real_features_from_an_image_folder_with_classes(tmp_path):
     assert len(rf) == 10 and rf.class_names == ["c0", "c1"] and rf.labels.tolist() == [0] * 5 + [1] * 5
     sub = M.real_features(root, net, resolution=12, channels=3, num_real=4, cache_dir=tmp_path / "c")
     assert len(sub) == 4 and not sub.info["cache_hit"]
+    # the split and (without a subset) the seed do not change an image folder's features
+    again = M.real_features(root, net, resolution=12, channels=3, split="test", seed=5, cache_dir=tmp_path / "c")
+    assert again.info["cache_hit"]
     with pytest.raises(M.MetricsError, match="no PNG"):
         M.real_features(tmp_path / "c", net, resolution=12)
     with pytest.raises(M.MetricsError, match="not found"):
