@@ -36,12 +36,25 @@ class SampleGANLatent:
             "truncation_cutoff": ("INT", {"default": 0, "min": 0, "max": 64,
                                           "tooltip": "Truncate only the first N layers; 0 = all layers. "
                                                      "Used when space is w."}),
+            "class_list": ("STRING", {"default": "",
+                                      "tooltip": "Class sweep: e.g. '0,1,7-9'. When set, every class in the list "
+                                                 "gets the same batch_size seeds, class by class (overrides "
+                                                 "class_index)."}),
         }}
 
     def sample(self, generator, seed, batch_size, class_index=-1, space="z", truncation_psi=1.0,
-               truncation_cutoff=0):
+               truncation_cutoff=0, class_list=""):
         seeds = [seed + i for i in range(batch_size)]
-        if generator.c_dim:
+        if class_list.strip():
+            if not generator.c_dim:
+                raise ValueError("class_list given, but this generator is unconditional: leave it empty")
+            try:
+                sweep = L.parse_seeds(class_list)  # same range syntax: '0,1,7-9'
+            except ValueError:
+                raise ValueError(f"class_list must look like '0,1,7-9', not {class_list!r}") from None
+            classes = [k for k in sweep for _ in seeds]
+            seeds = seeds * len(sweep)
+        elif generator.c_dim:
             classes = "random" if class_index < 0 else class_index
         else:
             if class_index >= 0:

@@ -172,3 +172,17 @@ def test_style_transfer_retries_with_a_smaller_budget_on_oom(nodes, models_dir, 
     monkeypatch.setattr(style, "translate", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         style.GANStyleTransfer().transfer(None, img, 1.0)
+
+
+def test_class_list_sweeps_classes_with_the_same_seeds(nodes, models_dir):
+    G = load(nodes, "cond.safetensors")
+    sample = nodes["ComfyGAN_SampleLatent"]()
+    lat = sample.sample(G, seed=7, batch_size=2, class_list="0, 2-3")[0]
+    assert lat.c.argmax(1).tolist() == [0, 0, 2, 2, 3, 3] and lat.seeds == [7, 8] * 3
+    assert torch.equal(lat.values[0], lat.values[4])
+    with pytest.raises(ValueError, match="class 4 is out of range"):
+        sample.sample(G, seed=0, batch_size=1, class_list="1,4")
+    with pytest.raises(ValueError, match="class_list must look like"):
+        sample.sample(G, seed=0, batch_size=1, class_list="shoes")
+    with pytest.raises(ValueError, match="unconditional"):
+        sample.sample(load(nodes, "uncond.safetensors"), seed=0, batch_size=1, class_list="1")
