@@ -257,3 +257,24 @@ def test_bad_options(digits3, tmp_path):
     with pytest.raises(ValueError, match="precision"):
         Trainer(TrainConfig(arch="dcgan", data=str(digits3), out=str(tmp_path), resolution=8, batch=4,
                             precision="fp16", progress=False))
+
+
+def test_plot_training_draws_the_log(trained, tmp_path):
+    pytest.importorskip("matplotlib", reason="scripts/plot_training.py needs matplotlib (optional)")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("plot_training", Path(__file__).resolve().parents[1]
+                                                  / "scripts" / "plot_training.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out, _ = trained
+    log = tmp_path / "log.jsonl"
+    # a resumed run's repeated step and a line cut short by a kill
+    log.write_text((out / "log.jsonl").read_text() + (out / "log.jsonl").read_text().splitlines()[-1]
+                   + "\n" + '{"step": 9, "kim')
+    (tmp_path / "metrics.jsonl").write_text('{"kimg": 0.016, "fid": 300.0}\n{"kimg": 0.032, "fid": 250.0}\n')
+    rows = mod.by_step(mod.read_jsonl(log))
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    png = mod.plot(log, tmp_path / "chart.png")
+    with Image.open(png) as im:
+        # loss, regulariser, augmentation and FID panels stacked
+        assert im.size[0] > 600 and im.size[1] > 4 * 250

@@ -1,0 +1,130 @@
+"""Training speed in kimg/s (thousands of real images per second) of gan_models.train, side by side:
+eager fp32, bf16 autocast, and fp32 with channels_last, for DCGAN 64 px, StyleGAN2 64 px and
+StyleGAN2 256 px.
+
+    python bench/bench_train.py [--device cpu|cuda] [--steps 3] [--batch 16] [--full-width]
+
+A step is the whole training step of the Trainer (data, G and D updates, EMA, augmentation) on
+random images. StyleGAN2 steps are timed without their lazy regularisers (the timed steps are 2..N+1,
+none a multiple of 16, path length off), so the numbers are the main phases; R1 every 16 steps (and
+path length every 4 with --pl-weight) add to that. The three modes run interleaved, best time of
+each kept, because the machine is shared.
+
+Widths on CPU (say so when quoting): by default StyleGAN2 uses channel_base 2048 / channel_max 128
+at 64 px (32 channels at 64 px) and channel_base 2048 / channel_max 64 at 256 px (8 channels at
+256 px), z = w = 256 and 2 mapping layers; NVlabs' config-f is 32768 / 512 and 16384 / 512 with
+z = w = 512 and 8 mapping layers, which --full-width uses (GPU: one full-width 64 px step is about a
+minute on two shared CPU cores). DCGAN is the recipe's own (ngf 64, ndf 32).
+Writes bench/results/train_<device>-<date>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from gan_models.train import TrainConfig, Trainer  # noqa: E402
+from gan_models.train.loop import hardware  # noqa: E402
+
+
+def configs(full: bool, batch: int) -> list[dict]:
+    sg_small = {64: dict(cbase=2048, cmax=128), 256: dict(cbase=2048, cmax=64)}
+    sg_full = {64: dict(cbase=32768, cmax=512), 256: dict(cbase=16384, cmax=512)}
+    sg = sg_full if full else sg_small
+    zw = 512 if full else 256
+    out = [dict(name="dcgan-64", arch="dcgan", resolution=64, batch=batch, z_dim=100, ngf=64, ndf=32)]
+    for res in (64, 256):
+        out.append(dict(name=f"stylegan2-{res}", arch="stylegan2", resolution=res, batch=batch, z_dim=zw,
+                        extra=dict(w_dim=zw, map_layers=8 if full else 2, **sg[res])))
+    return out
+
+
+def make_data(folder: Path, resolution: int, n: int = 64) -> Path:
+    folder = folder / f"r{resolution}"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+MODES = {"fp32": dict(), "bf16": dict(precision="bf16"), "channels_last": dict(channels_last=True)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--steps", type=int, default=2, help="timed steps per repetition")
+    p.add_argument("--reps", type=int, default=1, help="interleaved repetitions; the best is kept")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--full-width", action="store_true", help="NVlabs' StyleGAN2 widths (GPU)")
+    p.add_argument("--only", nargs="*", help="config names to run (dcgan-64 stylegan2-64 stylegan2-256)")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--upstream", help="(not implemented yet) NVlabs stylegan2-ada-pytorch checkout")
+    a = p.parse_args(argv)
+    if a.upstream:
+        p.error("--upstream: timing NVlabs' training loop is not implemented yet")
+    torch.set_num_threads(a.threads)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for cfg in configs(a.full_width, a.batch):
+            if a.only and cfg["name"] not in a.only:
+                continue
+            data = make_data(tmp, cfg["resolution"])
+            trainers = {}
+            for mode, kw in MODES.items():
+                base = {k: v for k, v in cfg.items() if k != "name"}
+                tc = TrainConfig(data=str(data), out=str(tmp / f"{cfg['name']}-{mode}"), channels=3, steps=10 ** 6,
+                                 sample_every=0, snapshot_every=0, progress=False, device=a.device, seed=0,
+                                 **base, **kw)
+                tr = Trainer(tc)
+                tr.step = 1  # step 0 would run the lazy R1: warm up and time main-phase steps only
+                tr.train_step()  # warm-up: allocator, first-call costs
+                trainers[mode] = tr
+            best = {m: float("inf") for m in MODES}
+            for _ in range(a.reps):
+                for mode, tr in trainers.items():
+                    if a.device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    for _ in range(a.steps):
+                        tr.train_step()
+                    if a.device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    best[mode] = min(best[mode], (time.perf_counter() - t0) / a.steps)
+            row = {"config": cfg["name"], "batch": cfg["batch"], "resolution": cfg["resolution"],
+                   "widths": cfg.get("extra", {"ngf": cfg.get("ngf"), "ndf": cfg.get("ndf")}),
+                   "s_per_step": {m: round(t, 4) for m, t in best.items()},
+                   "kimg_per_s": {m: round(cfg["batch"] / t / 1000, 5) for m, t in best.items()},
+                   "speedup_vs_fp32": {m: round(best["fp32"] / t, 3) for m, t in best.items()}}
+            results.append(row)
+            print(f"{row['config']:>15}  batch {row['batch']}:  " + "  ".join(
+                f"{m} {row['kimg_per_s'][m]:.4f} kimg/s (x{row['speedup_vs_fp32'][m]:.2f})" for m in MODES),
+                flush=True)
+            del trainers
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = out / f"train_{a.device.split(':')[0]}-{stamp}.json"
+    path.write_text(json.dumps({"hardware": hardware(), "device": a.device, "threads": a.threads,
+                                "steps": a.steps, "reps": a.reps, "full_width": a.full_width,
+                                "note": "StyleGAN2 steps timed without lazy R1/path-length phases",
+                                "results": results}, indent=2) + "\n")
+    print(path)
+    return results
+
+
+if __name__ == "__main__":
+    main()
