@@ -4,9 +4,10 @@ Used by tests/host (integration tests), docs/screenshot.py and by hand:
 
     python scripts/comfyui_host.py --comfyui /path/to/ComfyUI [--python /path/to/venv/bin/python]
 
-The ComfyUI checkout and its Python live outside this repository. Each start gets its own output,
-input, temp and user folders and an in-memory database, so a run never touches the user's files
-beyond one symlink in custom_nodes/, which `stop()` removes again.
+The ComfyUI checkout and its Python live outside this repository. Each start gets a base directory
+of its own (--base-directory: custom_nodes, models, output, input, temp, user) and an in-memory
+database, so a run never touches the checkout or the user's files, and two runs side by side (or a
+user's own install of the pack in the checkout's custom_nodes/) never load each other's packs.
 
 Also here: `ui_to_api`, which turns a workflow as the editor saves it (UI format) into the API format
 POST /prompt takes, from the node definitions in /object_info.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -53,16 +53,6 @@ class PromptRejected(HostError):
         super().__init__(f"/prompt rejected ({status}): {json.dumps(body)[:2000]}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,11 +70,14 @@ class ComfyUIHost:
         self.port = port or free_port()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="comfyui-gan-host-"))
-        # A name of its own per run: two runs (or a user's own install of the pack) never share a link.
-        self.link_name = link_name or f"comfyui-gan-test-{os.getpid()}-{self.port}"
-        self.link = self.comfyui / "custom_nodes" / self.link_name
+        # the node badges and python_module show this folder name
+        self.link_name = link_name or "comfyui-gan"
+        self.link = self.workdir / "custom_nodes" / self.link_name
         self.output_dir = self.workdir / "output"
-        self.models_dir = self.workdir / "models"  # extra_model_paths base: models/gan is ours to fill
+        self.input_dir = self.workdir / "input"
+        # an extra_model_paths.yaml base apart from the base directory's models/: models/gan there is
+        # ours to fill, and shows that the pack merges the yaml's `gan` entry
+        self.models_dir = self.workdir / "extra_models"
         self.log_path = self.workdir / "comfyui.log"
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
@@ -96,7 +89,7 @@ class ComfyUIHost:
 
     # -- life cycle -------------------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> "ComfyUIHost":
-        for d in ("output", "input", "temp", "user", "models/gan"):
+        for d in ("output", "input", "temp", "user", "custom_nodes", "models", "extra_models/gan"):
             (self.workdir / d).mkdir(parents=True, exist_ok=True)
         settings = self.workdir / "user" / "default" / "comfy.settings.json"
         if not settings.exists():
@@ -107,7 +100,7 @@ class ComfyUIHost:
         extra_paths.write_text(f"comfyui_gan_test:\n    base_path: {self.models_dir}\n    gan: gan/\n")
         self._prepare_link()
         cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--output-directory", str(self.output_dir), "--input-directory", str(self.workdir / "input"),
+               "--base-directory", str(self.workdir), "--output-directory", str(self.output_dir), "--input-directory", str(self.workdir / "input"),
                "--temp-directory", str(self.workdir / "temp"), "--user-directory", str(self.workdir / "user"),
                "--database-url", "sqlite:///:memory:", "--extra-model-paths-config", str(extra_paths),
                *self.extra_args]
@@ -132,21 +125,9 @@ class ComfyUIHost:
             time.sleep(0.5)
 
     def _prepare_link(self) -> None:
-        custom = self.comfyui / "custom_nodes"
-        for entry in custom.iterdir():
-            # links left by a run that was killed: a second copy of the pack would load beside ours
-            m = re.fullmatch(r"comfyui-gan-test-(\d+)-\d+", entry.name)
-            if m and entry.is_symlink():
-                if not _alive(int(m.group(1))):
-                    entry.unlink()
-                continue  # another run's, alive: its own business
-            if entry.resolve() == self.pack_dir and entry.name != self.link_name:
-                # the pack is installed there already: use that, or ComfyUI would load it twice
-                self.link_name, self.link = entry.name, entry
-                return
+        if self.link.is_symlink() and self.link.resolve() == self.pack_dir:
+            return  # a restart in the same workdir
         if self.link.exists() or self.link.is_symlink():
-            if self.link.resolve() == self.pack_dir:
-                return
             raise HostError(f"{self.link} already exists and is not this pack; pass another link_name")
         self.link.symlink_to(self.pack_dir, target_is_directory=True)
         self._linked = True
@@ -258,6 +239,9 @@ def execution_error(entry: dict) -> dict | None:
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 VIRTUAL_NODES = {"Note", "MarkdownNote"}  # editor-only: never sent to the server
 MUTED, BYPASSED = 2, 4
+# A V3 combo whose chosen option brings inputs of its own (core's Save Video: format -> codec -> ...).
+# The editor saves its value, then the chosen option's widgets, named "<combo>.<input>", depth first.
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 
 
 def _input_specs(info: dict):
@@ -269,11 +253,17 @@ def _input_specs(info: dict):
             yield name, inputs[section][name]
 
 
+def _option_specs(inputs: dict):
+    """(name, spec) of the inputs a dynamic combo's chosen option adds (no input_order there)."""
+    for section in ("required", "optional"):
+        yield from (inputs.get(section) or {}).items()
+
+
 def _is_widget(spec) -> bool:
     kind, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
     if opts.get("forceInput"):
         return False
-    return isinstance(kind, list) or kind in WIDGET_TYPES
+    return isinstance(kind, list) or kind in WIDGET_TYPES or kind == DYNAMIC_COMBO
 
 
 def _has_control_widget(name: str, spec) -> bool:
@@ -311,26 +301,38 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 if nodes[src].get("mode", 0) == MUTED:
                     continue
                 linked[inp["name"]] = [str(src), slot]
-        values = node.get("widgets_values", [])
+        values = node.get("widgets_values") or []
         api_inputs = {}
-        i = 0
-        for name, spec in _input_specs(object_info[ntype]):
-            if _is_widget(spec):
+        pos = 0
+
+        def read(specs, prefix=""):
+            nonlocal pos
+            for name, spec in specs:
+                key = prefix + name
+                if not _is_widget(spec):
+                    continue
                 if isinstance(values, dict):
-                    if name in values:
-                        api_inputs[name] = values[name]
+                    if key not in values:
+                        continue
+                    value = values[key]
                 else:
-                    if i >= len(values):
+                    if pos >= len(values):
                         raise ValueError(f"node {node['id']} ({ntype}): widgets_values has {len(values)} "
-                                         f"values, too few for widget {name!r}")
-                    api_inputs[name] = values[i]
-                    i += 1 + _has_control_widget(name, spec)
-            if name in linked:
-                api_inputs[name] = linked[name]
-            # V3 dynamic inputs (autogrow: images.image0, images.image1, ...) exist only as links
-            for lname, src in linked.items():
-                if lname.startswith(name + "."):
-                    api_inputs[lname] = src
+                                         f"values, too few for widget {key!r}")
+                    value = values[pos]
+                    pos += 1 + _has_control_widget(name, spec)
+                api_inputs[key] = value
+                if spec[0] == DYNAMIC_COMBO:
+                    options = {o["key"]: o["inputs"] for o in spec[1]["options"]}
+                    if value not in options:
+                        raise ValueError(f"node {node['id']} ({ntype}): {value!r} is not an option of {key!r} "
+                                         f"({', '.join(options)})")
+                    read(_option_specs(options[value]), key + ".")
+
+        read(_input_specs(object_info[ntype]))
+        # after the widgets, links: a linked widget input takes the link. V3 dynamic inputs (autogrow:
+        # images.image0, images.image1, ...) exist only as links, under names the schema does not list.
+        api_inputs.update(linked)
         prompt[str(node["id"])] = {"class_type": ntype, "inputs": api_inputs,
                                    "_meta": {"title": node.get("title") or object_info[ntype].get("display_name", ntype)}}
     return prompt
