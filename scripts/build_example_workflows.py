@@ -45,25 +45,22 @@ SWEEP_CLASSES = [(0, "T-shirt/top"), (1, "Trouser"), (7, "Sneaker"), (9, "Ankle 
 
 
 def class_sweep():
-    """The same seeds drawn as each of a few classes, batched into one grid: a row per class."""
-    nodes, links = [LOADER], []
-    for row, (cls, name) in enumerate(SWEEP_CLASSES):
-        y = 40 + row * 300
-        nodes += [
-            {"id": f"sample{cls}", "type": "ComfyGAN_SampleLatent", "pos": [380, y], "title": f"Sample: {name}",
-             "widgets": {"seed": 100, **FIXED, "batch_size": 4, "class_index": cls}},
-            {"id": f"gen{cls}", "type": "ComfyGAN_GenerateImage", "pos": [720, y], "widgets": {"truncation_psi": 1.0}},
-        ]
-        links += [("loader", 0, f"sample{cls}", "generator"), ("loader", 0, f"gen{cls}", "generator"),
-                  (f"sample{cls}", 0, f"gen{cls}", "latent")]
-    # Batch Images grows an input per connection; each link goes to its newest, empty one.
-    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1060, 400]})
-    links += [(f"gen{cls}", 0, "batch", None) for cls, _ in SWEEP_CLASSES]
-    nodes.append({"id": "upscale", "type": "ImageScaleBy", "pos": [1400, 400], "widgets": UPSCALE})
-    nodes.append({"id": "save", "type": "SaveImage", "pos": [1740, 300], "size": [440, 500],
-                  "widgets": {"filename_prefix": "gan/class_sweep"}})
-    links += [("batch", 0, "upscale", "image"), ("upscale", 0, "save", "images")]
-    return {"nodes": nodes, "links": links}
+    """The same seeds drawn as each of a few classes in one grid, a row per class: SampleLatent's
+    class_list repeats the batch_size seeds for every class in the list."""
+    names = ", ".join(name for _, name in SWEEP_CLASSES)
+    return {"nodes": [
+        LOADER,
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [380, 160], "title": f"Sample: {names}",
+         "widgets": {"seed": 100, **FIXED, "batch_size": 4, "class_index": -1,
+                     "class_list": ",".join(str(c) for c, _ in SWEEP_CLASSES)}},
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [720, 160], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [1060, 160], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveImage", "pos": [1400, 160], "size": [440, 500],
+         "widgets": {"filename_prefix": "gan/class_sweep"}},
+    ], "links": [
+        ("loader", 0, "sample", "generator"), ("loader", 0, "generate", "generator"),
+        ("sample", 0, "generate", "latent"), ("generate", 0, "upscale", "image"), ("upscale", 0, "save", "images"),
+    ]}
 
 
 def interpolation_webp():
@@ -87,10 +84,145 @@ def interpolation_webp():
     ]}
 
 
+# -- StyleGAN ----------------------------------------------------------------------------------------
+SG_CKPT = "stylegan2.safetensors"
+SG_LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
+             "widgets": {"checkpoint": SG_CKPT, "device": "auto", "dtype": "float32"}}
+SG_NOTE = ("Put your StyleGAN2 or StyleGAN3 generator in models/gan and pick it in LoadGANGenerator "
+           f"(this example names {SG_CKPT}). NVlabs .pkl and rosinality .pt files must be converted first:\n\n"
+           "python -m gan_models.convert network-snapshot.pkl models/gan/my_model.safetensors\n\n"
+           "Conditional models: set class_index in SampleLatent (GAN).")
+
+
+def _note(text, pos=(40, 420), size=(300, 220)):
+    return {"id": "note", "type": "Note", "pos": list(pos), "size": list(size), "widgets": {"text": text}}
+
+
+TRUNCATION_PSIS = [1.0, 0.7, 0.4]
+
+
+def stylegan_truncation():
+    """One batch of seeds at a few truncation psi values, a row per psi in one grid."""
+    nodes = [SG_LOADER, _note(SG_NOTE + "\n\nRows: truncation psi " + ", ".join(map(str, TRUNCATION_PSIS))
+                              + " (lower psi: closer to the average image, less variety).", pos=(40, 420)),
+             {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [380, 160], "title": "Seeds 0-3",
+              "widgets": {"seed": 0, **FIXED, "batch_size": 4, "class_index": -1}}]
+    links = [("loader", 0, "sample", "generator")]
+    for row, psi in enumerate(TRUNCATION_PSIS):
+        gid = f"gen{row}"
+        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [720, 40 + row * 260],
+                      "title": f"psi {psi}", "widgets": {"truncation_psi": psi}})
+        links += [("loader", 0, gid, "generator"), ("sample", 0, gid, "latent")]
+    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1060, 300]})
+    links += [(f"gen{row}", 0, "batch", None) for row in range(len(TRUNCATION_PSIS))]
+    nodes.append({"id": "save", "type": "SaveImage", "pos": [1400, 160], "size": [440, 500],
+                  "widgets": {"filename_prefix": "stylegan/truncation"}})
+    links.append(("batch", 0, "save", "images"))
+    return {"nodes": nodes, "links": links}
+
+
+def stylegan_style_mixing():
+    """Four source seeds, then the same sources with one style seed's middle layers, then its fine
+    layers: a row each."""
+    nodes = [SG_LOADER, _note(SG_NOTE + "\n\nRows: the sources; middle and fine layers from the style "
+                                       "seed (middle: pose kept, look mixed; fine: colours and texture only).",
+                              pos=(40, 420)),
+             {"id": "sources", "type": "ComfyGAN_SampleLatent", "pos": [380, 40], "title": "Sources (seeds 10-13)",
+              "widgets": {"seed": 10, **FIXED, "batch_size": 4, "class_index": -1}},
+             {"id": "style", "type": "ComfyGAN_SampleLatent", "pos": [380, 420], "title": "Style (seed 20)",
+              "widgets": {"seed": 20, **FIXED, "batch_size": 1, "class_index": -1}}]
+    links = [("loader", 0, "sources", "generator"), ("loader", 0, "style", "generator")]
+    for row, mix_from in enumerate(["none", "middle", "fine"]):
+        gid = f"gen_{mix_from}"
+        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [720, 40 + row * 330],
+                      "title": "Sources" if mix_from == "none" else f"Mix: {mix_from} layers from style",
+                      "widgets": {"truncation_psi": 0.7, "mix_from": mix_from}})
+        links += [("loader", 0, gid, "generator"), ("sources", 0, gid, "latent")]
+        if mix_from != "none":
+            links.append(("style", 0, gid, "mix_latent"))
+    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1060, 360]})
+    links += [(f"gen_{m}", 0, "batch", None) for m in ("none", "middle", "fine")]
+    nodes.append({"id": "save", "type": "SaveImage", "pos": [1400, 200], "size": [440, 500],
+                  "widgets": {"filename_prefix": "stylegan/style_mixing"}})
+    links.append(("batch", 0, "save", "images"))
+    return {"nodes": nodes, "links": links}
+
+
+def stylegan_w_interpolation_webp():
+    """Two seeds mapped to W (truncated there), a straight line between them, as an animated WEBP."""
+    w = {"space": "w", "truncation_psi": 0.7, "truncation_cutoff": 0}
+    return {"nodes": [
+        SG_LOADER, _note(SG_NOTE + "\n\nThe latents are sampled in W with truncation psi 0.7 already "
+                                   "applied, so GenerateImage keeps psi at 1.", pos=(40, 420)),
+        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [380, 40], "title": "Start (seed 1, W)",
+         "widgets": {"seed": 1, **FIXED, "batch_size": 1, "class_index": -1, **w}},
+        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [380, 400], "title": "End (seed 2, W)",
+         "widgets": {"seed": 2, **FIXED, "batch_size": 1, "class_index": -1, **w}},
+        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [720, 200],
+         "widgets": {"frames": 24, "method": "lerp", "ping_pong": True}},
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1060, 200], "widgets": {"truncation_psi": 1.0}},
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1400, 200], "size": [400, 460],
+         "widgets": {"filename_prefix": "stylegan/w_interpolation", "fps": 16.0, "lossless": True,
+                     "quality": 90, "method": "default"}},
+    ], "links": [
+        ("loader", 0, "a", "generator"), ("loader", 0, "b", "generator"), ("loader", 0, "generate", "generator"),
+        ("a", 0, "interp", "latent_a"), ("b", 0, "interp", "latent_b"),
+        ("interp", 0, "generate", "latent"), ("generate", 0, "save", "images"),
+    ]}
+
+
+# -- style transfer ----------------------------------------------------------------------------------
+TRANSLATOR = "emoji_noto2openmoji.safetensors"
+STYLE_IMAGE = "gan_style_input.png"
+STYLE_VIDEO = "gan_style_input.mp4"
+TR_LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 40], "title": "Load translator",
+             "widgets": {"checkpoint": TRANSLATOR, "device": "auto", "dtype": "float32"}}
+TR_NOTE = (f"{TRANSLATOR} turns Noto emoji into OpenMoji style. Any image-to-image translator works: "
+           "convert a CycleGAN or pix2pix latest_net_G.pth with\n\n"
+           "python -m gan_models.convert latest_net_G.pth models/gan/my_style.safetensors\n\n"
+           "Large frames are translated in feathered tiles; process_resolution scales them to the size "
+           "the model was trained at.")
+TRANSFER = {"strength": 1.0, "process_resolution": 0, "tile_size": 0, "tile_overlap": 32,
+            "memory_budget_mb": 2048, "chunk_size": 4}
+
+
+def style_transfer_image():
+    return {"nodes": [
+        TR_LOADER, _note(TR_NOTE, pos=(40, 300)),
+        {"id": "load", "type": "LoadImage", "pos": [380, 40], "size": [320, 400], "widgets": {"image": STYLE_IMAGE}},
+        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [740, 120], "widgets": TRANSFER},
+        {"id": "save", "type": "SaveImage", "pos": [1080, 40], "size": [400, 460],
+         "widgets": {"filename_prefix": "style/image"}},
+    ], "links": [
+        ("loader", 0, "transfer", "translator"), ("load", 0, "transfer", "image"), ("transfer", 0, "save", "images"),
+    ]}
+
+
+def style_transfer_video():
+    return {"nodes": [
+        TR_LOADER, _note(TR_NOTE + "\n\nThe video keeps its frame rate and sound.", pos=(40, 300)),
+        {"id": "load", "type": "LoadVideo", "pos": [380, 40], "size": [320, 400], "widgets": {"file": STYLE_VIDEO}},
+        {"id": "split", "type": "GetVideoComponents", "pos": [740, 40]},
+        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [740, 260], "widgets": TRANSFER},
+        {"id": "join", "type": "CreateVideo", "pos": [1080, 120], "widgets": {"fps": 30.0, "bit_depth": 8}},
+        {"id": "save", "type": "SaveVideo", "pos": [1400, 40], "size": [400, 460],
+         "widgets": {"filename_prefix": "style/video", "format": "mp4", "format.codec": "h264"}},
+    ], "links": [
+        ("load", 0, "split", "video"), ("loader", 0, "transfer", "translator"), ("split", 0, "transfer", "image"),
+        ("transfer", 0, "join", "images"), ("split", 1, "join", "audio"), ("split", 2, "join", "fps"),
+        ("join", 0, "save", "video"),
+    ]}
+
+
 WORKFLOWS = {
     "gan_seeds_grid": seeds_grid,
     "gan_class_sweep": class_sweep,
     "gan_interpolation_webp": interpolation_webp,
+    "stylegan_truncation": stylegan_truncation,
+    "stylegan_style_mixing": stylegan_style_mixing,
+    "stylegan_w_interpolation_webp": stylegan_w_interpolation_webp,
+    "style_transfer_image": style_transfer_image,
+    "style_transfer_video": style_transfer_video,
 }
 
 BUILD_JS = """
@@ -108,6 +240,8 @@ async (spec) => {
       const w = (node.widgets || []).find((w) => w.name === name);
       if (!w) throw new Error(`${n.type} has no widget ${name}: ${(node.widgets || []).map((w) => w.name)}`);
       w.value = value;
+      // a V3 dynamic combo adds the chosen option's widgets in its callback
+      if (w.type === 'combo' && w.callback) { w.callback(value); await new Promise((r) => setTimeout(r, 50)); }
     }
     const size = node.computeSize();
     node.size = n.size || [Math.max(size[0], 300), size[1]];
@@ -134,6 +268,11 @@ def build_all(host: ComfyUIHost, out_dir: Path, names=None) -> list[Path]:
         for name, make in WORKFLOWS.items():
             if names and name not in names:
                 continue
+            # a fresh page each: node ids restart at 1 after graph.clear(), and a text widget of a new
+            # node would show the text its namesake of the previous workflow had
+            ed.page.reload(wait_until="domcontentloaded")
+            ed.page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph",
+                                      timeout=ed.timeout_ms)
             wf = ed.js(BUILD_JS, make())
             path = out_dir / f"{name}.json"
             path.write_text(json.dumps(wf, indent=2) + "\n")

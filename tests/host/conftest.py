@@ -3,6 +3,7 @@ custom_nodes. Runs only where COMFYUI_PATH points at a ComfyUI checkout (COMFYUI
 interpreter, default this one); CI and a user's clone have none, and these tests then skip."""
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,15 @@ from comfyui_host import CHROMIUM, ComfyUIHost  # noqa: E402
 
 WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
 DEFAULT_CHECKPOINT = REPO / "weights" / "fashion_mnist_cdcgan.safetensors"
+# upstream conformance fixtures beside the checkout (../shared); a user's clone has none
+FIXTURES = REPO.parent / "shared" / "fixtures" / "upstream"
+# the checkpoint names the StyleGAN and style-transfer example workflows use
+STYLEGAN_PICKLES = {
+    "stylegan2.safetensors": FIXTURES / "sg2ada_r32_map8" / "network-snapshot-000000.src-stripped.pkl",
+    "stylegan3.safetensors": FIXTURES / "sg3t_r32_map2" / "network-snapshot-000000.src-stripped.pkl",
+}
+TRANSLATOR = "emoji_noto2openmoji.safetensors"
+CYCLEGAN_PTH = FIXTURES / "cyclegan_resnet9_ngf8" / "latest_net_G.pth"
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +70,37 @@ def editor(comfy_host):
 
     with Editor(comfy_host.url) as ed:
         yield ed
+
+
+def convert(src: Path, dst: Path) -> None:
+    """`python -m gan_models.convert SRC DST`, as a user converts a checkpoint for the host."""
+    if not src.is_file():
+        pytest.skip(f"{src} is absent: the upstream fixtures (../shared/fixtures beside the checkout) "
+                    "are not on this machine")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "gan_models.convert", str(src), str(dst)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and dst.is_file(), f"conversion of {src.name} failed:\n{done.stdout}{done.stderr}"
+
+
+@pytest.fixture(scope="session")
+def stylegan_checkpoints(comfy_host):
+    """{name: img_resolution}: the upstream StyleGAN2-ADA and StyleGAN3-T pickles converted into the
+    host's models/gan under the names the StyleGAN workflows use (stylegan2) and the other one."""
+    from gan_models.checkpoint import read
+
+    sizes = {}
+    for name, pkl in STYLEGAN_PICKLES.items():
+        dst = comfy_host.models_dir / "gan" / name
+        convert(pkl, dst)
+        sizes[name] = int(read(dst)[1]["img_resolution"])
+    return sizes
+
+
+@pytest.fixture(scope="session")
+def translator(comfy_host):
+    """The translator the style-transfer workflows load: the pack's shipped emoji model when it is
+    committed, else the upstream CycleGAN fixture converted under its name into models/gan."""
+    if not (REPO / "weights" / TRANSLATOR).is_file():
+        convert(CYCLEGAN_PTH, comfy_host.models_dir / "gan" / TRANSLATOR)
+    return TRANSLATOR
