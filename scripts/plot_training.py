@@ -97,7 +97,7 @@ def plot(log: Path, out: Path, metrics: Path | None = None, smooth: int = 20, ti
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("kimg (thousands of real images shown)")
-    fig.suptitle(title or f"{log.parent.name}: {rows[-1]['step']} steps, {rows[-1]['kimg']:.1f} kimg")
+    fig.suptitle(title or f"{log.parent.name}: {rows[-1]['step']} steps, {rows[-1]['kimg']:.1f} kimg", fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -164,7 +164,9 @@ def test_training_logs_regularisers_and_ada(trained):
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in rows)
-    assert "r1" in rows[0] and "pl" in rows[0] and "r1" not in rows[1] and "pl" in rows[2]
+    # R1 and path length every 2nd step (0 and 2, logged as steps 1 and 3); rows between carry the last
+    assert rows[1]["r1"] == rows[0]["r1"] and rows[2]["r1"] != rows[1]["r1"]
+    assert rows[1]["pl"] == rows[0]["pl"] and rows[2]["pl"] != rows[1]["pl"] and rows[2]["pl_mean"] > 0
     # p moves every 4 steps by batch * 4 / (ada_kimg * 1000) = 0.64, up or down by D's signs
     assert rows[2]["aug_p"] == 0.0 and rows[3]["aug_p"] in (0.0, pytest.approx(0.64))
     state = _weights(out)

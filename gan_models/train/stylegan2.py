@@ -291,6 +291,7 @@ class StyleGAN2Step:
         self.aug = aug
         self.labels = tr.ds.labels
         self.pl_mean = torch.zeros([], dtype=torch.float64)
+        self.last: dict[str, float] = {}
         self.noise_shapes = [s[2:] for s in self.G.synthesis.noise_shapes()]
 
     # -- state ----------------------------------------------------------------------------------
@@ -481,11 +482,14 @@ class StyleGAN2Step:
         stats = self.dist.all_reduce_sum(stats)
         out = {"loss_d": float(stats[1] / B), "loss_g": float(stats[0] / B),
                "d_real": float(stats[2] / B), "d_fake": float(stats[3] / B), "aug_p": float(self.aug.p)}
+        # the lazy penalties are measured every few steps; each row carries the latest, so a log
+        # written every N steps still has them
         if do_r1:
-            out["r1"] = float(stats[5] / B)
+            self.last["r1"] = float(stats[5] / B)
         if do_pl:
-            out["pl"] = float(stats[6] / (B // 2))
-            out["pl_mean"] = float(self.pl_mean)
+            self.last["pl"] = float(stats[6] / (B // 2))
+            self.last["pl_mean"] = float(self.pl_mean)
+        out.update(self.last)
         if getattr(self.aug, "rt", None) is not None:
             out["ada_rt"] = float(self.aug.rt)
         return out
