@@ -67,7 +67,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=2, help="timed steps per repetition")
     p.add_argument("--reps", type=int, default=1, help="interleaved repetitions; the best is kept")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    # 1 by default: on a CPU shared with other jobs, more threads than free cores are many times slower
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--full-width", action="store_true", help="NVlabs' StyleGAN2 widths (GPU)")
     p.add_argument("--only", nargs="*", help="config names to run (dcgan-64 stylegan2-64 stylegan2-256)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
