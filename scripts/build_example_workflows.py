@@ -236,6 +236,12 @@ async (spec) => {
     if (n.title) node.title = n.title;
     node.pos = n.pos;
     graph.add(node);
+    // Defaults first: node ids restart at 1 after graph.clear(), and a text box of a new node shows
+    // the text its namesake in the previous graph had.
+    for (const [name, value] of Object.entries(n.defaults || {})) {
+      const w = (node.widgets || []).find((w) => w.name === name);
+      if (w) w.value = value;
+    }
     for (const [name, value] of Object.entries(n.widgets || {})) {
       const w = (node.widgets || []).find((w) => w.name === name);
       if (!w) throw new Error(`${n.type} has no widget ${name}: ${(node.widgets || []).map((w) => w.name)}`);
@@ -262,18 +268,52 @@ async (spec) => {
 """
 
 
+def _default(spec):
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if "default" in opts:
+        return opts["default"]
+    choices = spec[0] if isinstance(spec[0], list) else opts.get("options")
+    return choices[0] if choices and not isinstance(choices[0], dict) else None
+
+
+def _defaults(node_info) -> dict:
+    out = {}
+    for section in ("required", "optional"):
+        for k, v in ((node_info or {}).get("input", {}).get(section) or {}).items():
+            if _default(v) is not None:
+                out[k] = _default(v)
+    return out
+
+
+def check_built(name: str, spec: dict, wf: dict, object_info: dict) -> None:
+    """The export holds exactly the nodes asked for, with the widget values asked for and defaults
+    elsewhere (a value left over from an earlier graph in the same page would show here)."""
+    if len(wf["nodes"]) != len(spec["nodes"]) or len(wf["links"]) != len(spec["links"]):
+        raise RuntimeError(f"{name}: the editor's graph has {len(wf['nodes'])} nodes and {len(wf['links'])} "
+                           f"links, not {len(spec['nodes'])} and {len(spec['links'])}")
+    for want, got in zip(spec["nodes"], sorted(wf["nodes"], key=lambda n: n["id"])):
+        named = got.get("widgets_values_named")
+        if named is None:  # editor-only nodes: positional
+            named = dict(zip(want.get("widgets", {}), got.get("widgets_values") or []))
+        expected = {k: v for k, v in _defaults(object_info.get(want["type"])).items() if k in named}
+        expected.update(want.get("widgets", {}))
+        wrong = {k: (v, named.get(k)) for k, v in expected.items() if named.get(k) != v}
+        if got["type"] != want["type"] or wrong:
+            raise RuntimeError(f"{name}: node {got['id']} is {got['type']} with {wrong} (wanted, got)")
+
+
 def build_all(host: ComfyUIHost, out_dir: Path, names=None) -> list[Path]:
     written = []
+    info = host.object_info()
     with Editor(host.url) as ed:
         for name, make in WORKFLOWS.items():
             if names and name not in names:
                 continue
-            # a fresh page each: node ids restart at 1 after graph.clear(), and a text widget of a new
-            # node would show the text its namesake of the previous workflow had
-            ed.page.reload(wait_until="domcontentloaded")
-            ed.page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph",
-                                      timeout=ed.timeout_ms)
-            wf = ed.js(BUILD_JS, make())
+            spec = make()
+            for n in spec["nodes"]:
+                n["defaults"] = _defaults(info.get(n["type"]))
+            wf = ed.js(BUILD_JS, spec)
+            check_built(name, spec, wf, info)
             path = out_dir / f"{name}.json"
             path.write_text(json.dumps(wf, indent=2) + "\n")
             written.append(path)
