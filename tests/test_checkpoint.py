@@ -78,3 +78,13 @@ def test_header_records_format_version(tmp_path):
     with safe_open(str(tmp_path / "m.safetensors"), "pt") as f:
         md = f.metadata()
     assert md["format"] == checkpoint.FORMAT and json.loads(md["gan"]) == {"arch": "dcgan"}
+
+
+def test_written_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
+    import os
+    umask = os.umask(0o022)
+    try:
+        checkpoint.write(tmp_path / "m.safetensors", {"x": torch.ones(1)}, {"arch": "dcgan"})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
