@@ -88,11 +88,11 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        # mkstemp makes the file 0600; a checkpoint should get the mode any new file would get
+        write(tmp)
+        # mkstemp (and safetensors' own writer) make the file 0600; give it the mode any new file gets
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
