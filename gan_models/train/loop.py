@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import save_generator
+from .. import checkpoint, metrics, save_generator
 from ..images import save_grid
 from . import augment as augment_mod, distributed, snapshot
 from .data import BatchOrder, Dataset, load_dataset
+from .fid_hook import FIDHook
 from .losses import AUGMENTS, d_loss, g_loss
 from .nets import RECIPES
 
@@ -63,6 +64,11 @@ class TrainConfig:
     deterministic: bool = False      # torch.use_deterministic_algorithms
     log_every: int = 100             # steps between log.jsonl lines
     bn_recal_batches: int = 32   # batches of 256 used to re-estimate G_ema's BatchNorm statistics
+    fid_every: float = 0.0           # kimg between FID measurements of the export copy (0: off)
+    fid_num_gen: int = 5000
+    fid_data: str = ""               # real set for FID; "": the training data
+    fid_split: str = "train"         # IDX data: train or t10k images (image folders have no split)
+    fid_network: str = ""            # TorchScript feature network; "": the packaged FID Inception
     device: str = "cpu"
     threads: int = 0
     license: str = ""
@@ -157,7 +163,8 @@ def hardware() -> str:
 
 
 class Trainer:
-    def __init__(self, tc: TrainConfig):
+    def __init__(self, tc: TrainConfig, fid_net: metrics.FeatureNet | None = None):
+        """`fid_net` replaces the FID feature network (tests pass a tiny stand-in)."""
         if tc.threads:
             torch.set_num_threads(tc.threads)
         if tc.deterministic:
@@ -205,6 +212,29 @@ class Trainer:
         self.step = 0
         self.wall = 0.0
         self.resumed_from: Path | None = None
+        self.fid = self._make_fid_hook(fid_net)
+        self._fid_state: dict = {}  # a resumed run's hook state, carried on while FID is off
+
+    def _make_fid_hook(self, net: metrics.FeatureNet | None) -> FIDHook | None:
+        tc = self.tc
+        if tc.fid_every < 0 or not math.isfinite(tc.fid_every):
+            raise ValueError(f"--fid-every must be a number of kimg >= 0 (0: off), not {tc.fid_every}")
+        if not tc.fid_every:
+            return None
+        if tc.fid_num_gen < 2:
+            raise ValueError(f"--fid-num-gen must be at least 2, not {tc.fid_num_gen}")
+        if tc.fid_split not in ("train", "test"):
+            raise ValueError(f"--fid-split must be 'train' or 'test', not {tc.fid_split!r}")
+        real = Path(tc.fid_data or tc.data)
+        if not real.is_dir():
+            raise ValueError(f"--fid-data {real}: not found or not a folder")
+        if not self.is_main:  # rank 0 measures; the others only train on
+            return None
+        # load the network now: a missing Inception should stop the run before training, not at
+        # the first measurement hours later
+        net = net or metrics.FeatureNet(tc.fid_network or None, device=self.device)
+        return FIDHook(real, self.out, every_kimg=tc.fid_every, num_gen=tc.fid_num_gen, device=self.device,
+                       split=tc.fid_split, seed=tc.seed, net=net, progress=tc.progress)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -215,6 +245,8 @@ class Trainer:
                         "data": self.order.state_dict()},
                 "augment": self.augment.state_dict() if hasattr(self.augment, "state_dict") else {},
                 "stepper": self.stepper.state_dict() if self.stepper is not None else {},
+                "fid": ({**self.fid.state_dict(), "every_kimg": self.fid.every_kimg} if self.fid is not None
+                        else self._fid_state),
                 "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
                            if isinstance(v, (int, float, str, bool, list, tuple))}}
 
@@ -237,6 +269,34 @@ class Trainer:
             self.augment.load_state_dict(s["augment"])
         if self.stepper is not None and s.get("stepper"):
             self.stepper.load_state_dict(s["stepper"])
+        self._fid_state = dict(s.get("fid") or {})
+        if self.fid is not None and self._fid_state:
+            self.fid.load_state_dict(self._fid_state)
+            if self._fid_state.get("every_kimg") != self.fid.every_kimg:  # --fid-every changed on resume
+                self.fid.next_kimg = (math.floor(self.kimg / self.fid.every_kimg + 1e-6) + 1) * self.fid.every_kimg
+        if self.fid is not None:
+            self._adopt_best_file()
+
+    def _adopt_best_file(self) -> None:
+        """A crash after a new best was written but before the next snapshot leaves best.safetensors
+        better than the snapshot remembers; the file is still the best generator measured, so keep
+        it rather than let a worse score from the replayed steps overwrite it."""
+        path = self.fid.best_path
+        if not path.is_file():
+            return
+        try:
+            _, meta = checkpoint.read(path)
+        except checkpoint.CheckpointError as e:
+            print(f"FID: ignoring unreadable {path.name} ({e})", file=sys.stderr)
+            return
+        src = meta.get("source") or {}
+        fid = src.get("fid")
+        # scores are comparable only against the same real set and sample count; the file keeps
+        # 4 decimals, so its copy of the snapshot's own best reads a hair lower
+        if (isinstance(fid, (int, float)) and fid < self.fid.best_fid - 1e-4
+                and src.get("fid_num_gen") == self.fid.num_gen
+                and src.get("fid_real") == str(Path(self.fid.real_source).resolve())):
+            self.fid.best_fid, self.fid.best_kimg = float(fid), src.get("fid_kimg")
 
     def try_resume(self) -> bool:
         found = snapshot.load_latest(self.out)
@@ -297,6 +357,10 @@ class Trainer:
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item()}
 
+    @property
+    def kimg(self) -> float:
+        return self.step * self.tc.batch / 1000
+
     # -- outputs --------------------------------------------------------------------------------
     def sample_grid(self, path: Path) -> None:
         z, y, nrow = fixed_grid_inputs(self.cfg, self.tc.seed)
@@ -305,11 +369,10 @@ class Trainer:
             img = G(z.to(self.device), one_hot(y, self.cfg["c_dim"]) if y is not None else None)
         save_grid(img.cpu(), path, nrow=nrow)
 
-    def export(self) -> Path:
-        G = export_copy(self.G_ema, self.cfg, self.device)
-        kimg = self.step * self.tc.batch / 1000
+    def export_meta(self, G: nn.Module) -> dict:
+        kimg = self.kimg
         cls = self.cfg["class_names"]
-        meta = {**self.recipe.export_meta(G, self.cfg),
+        return {**self.recipe.export_meta(G, self.cfg),
                 "output_range": [-1, 1],
                 "class_names": cls,
                 **({"arch_kwargs": {"ngf": self.cfg["ngf"]}} if "ngf" in self.cfg else {}),
@@ -324,9 +387,17 @@ class Trainer:
                 "description": self.tc.description or
                 (f"{self.tc.arch} trained on {Path(self.ds.source).name}"
                  + (f", class-conditional over {len(cls)} classes" if cls else ""))}
+
+    def export(self) -> Path:
+        G = export_copy(self.G_ema, self.cfg, self.device)
         path = self.out / "generator.safetensors"
-        save_generator(path, G, meta)
+        save_generator(path, G, self.export_meta(G))
         return path
+
+    def measure_fid(self) -> dict:
+        """FID of exactly what export() would write now; a new best goes to RUN/best.safetensors."""
+        G = export_copy(self.G_ema, self.cfg, self.device)
+        return self.fid(G, self.kimg, self.export_meta(G), force=True)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> Path:
@@ -368,6 +439,15 @@ class Trainer:
                     log.flush()
                 if self.is_main and tc.sample_every and self.step % tc.sample_every == 0:
                     self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
+                # before the snapshot of this step, so a resume neither repeats nor skips it
+                if self.fid is not None and self.fid.due(self.kimg):
+                    r = self.measure_fid()
+                    msg = (f"kimg {r['kimg']:g}: FID {r['fid']:.3f}, KID {r['kid']:.5f}"
+                           + (" (best so far)" if r["best"] else f" (best {self.fid.best_fid:.3f})"))
+                    if bar is not None:
+                        bar.write(msg, file=sys.stderr)
+                    else:
+                        print(msg, file=sys.stderr)
                 self.wall += time.perf_counter() - t0  # sampling included: the cost of the run as run
                 if self.is_main and tc.snapshot_every and self.step % tc.snapshot_every == 0:
                     snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
