@@ -254,3 +254,17 @@ def test_cli_help_and_kimg():
     assert r.returncode == 0 and "--resume" in r.stdout and "--kimg" in r.stdout
     tc = parse(["--data", "d", "--out", "o", "--kimg", "1", "--batch", "64"])
     assert tc.steps == 16 and "gan_models.train" in tc.command
+
+
+def test_mode_seeking_penalty_punishes_collapse_and_pushes_pairs_apart():
+    from gan_models.train.loop import mode_seeking_penalty
+    torch.manual_seed(0)
+    z = torch.randn(8, 16)
+    collapsed = torch.randn(1, 1, 4, 4).expand(8, -1, -1, -1)
+    varied = torch.randn(8, 1, 4, 4)
+    assert mode_seeking_penalty(z, collapsed) > 1000 * mode_seeking_penalty(z, varied)
+    fake = varied.clone().requires_grad_(True)
+    mode_seeking_penalty(z, fake).backward()
+    # descending the penalty moves each pair's images apart
+    moved = fake.detach() - 0.1 * fake.grad
+    assert (moved[:4] - moved[4:]).abs().mean() > (varied[:4] - varied[4:]).abs().mean()

@@ -46,6 +46,9 @@ def parse(argv=None) -> TrainConfig:
     p.add_argument("--ada-target", type=float, default=0.6, help="ADA target of E[sign(D(real))] (default 0.6)")
     p.add_argument("--ada-kimg", type=float, default=500.0, help="ADA: kimg for p to move by 1 (default 500)")
     p.add_argument("--mirror", action="store_true", help="random x-flips of the training images")
+    p.add_argument("--mode-seeking", type=float, default=0.0, metavar="W",
+                   help="DCGAN: mode-seeking regularisation weight (Mao et al. 2019) against per-class "
+                        "collapse; 0 = off (default)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="autocast precision (fp16 with a GradScaler; stylegan2 only)")
     p.add_argument("--batch-gpu", type=int, help="micro-batch per process; --batch is reached by gradient "
@@ -80,7 +83,7 @@ def parse(argv=None) -> TrainConfig:
                        mbstd_group=a.mbstd_group, ema_beta=a.ema_beta, loss=a.loss, augment=a.augment,
                        device=a.device, threads=a.threads, license=a.license, description=a.description,
                        command=command_line(), progress=not a.no_progress,
-                       aug=a.aug, ada_target=a.ada_target, ada_kimg=a.ada_kimg, mirror=a.mirror,
+                       aug=a.aug, ada_target=a.ada_target, ada_kimg=a.ada_kimg, mirror=a.mirror, mode_seeking=a.mode_seeking,
                        precision=a.precision, batch_gpu=a.batch_gpu, channels_last=a.channels_last,
                        deterministic=a.deterministic, log_every=a.log_every, fid_every=a.fid_every,
                        fid_num_gen=a.fid_num_gen, fid_data=a.fid_data, fid_split=a.fid_split,

@@ -58,6 +58,7 @@ class TrainConfig:
     ada_target: float = 0.6
     ada_kimg: float = 500.0
     mirror: bool = False             # random x-flips of the reals
+    mode_seeking: float = 0.0        # DCGAN: weight of the mode-seeking term (Mao et al. 2019); 0: off
     precision: str = "fp32"          # fp32 | bf16 | fp16 (autocast; fp16 with a GradScaler)
     batch_gpu: int | None = None     # micro-batch per process (gradient accumulation); None: batch / world
     channels_last: bool = False
@@ -87,6 +88,15 @@ class TrainConfig:
         if cfg["augment"] not in AUGMENTS:
             raise ValueError(f"unknown augment {cfg['augment']!r}; available: {sorted(AUGMENTS)}")
         return cfg
+
+
+def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking regularisation (Mao et al., CVPR 2019): pairs (first half, second half of the
+    batch, same labels) whose images are close while their z's are far are penalised, which fights
+    a conditional generator's collapse to a few prototypes per class. 1 / (ratio + eps) as in MSGAN."""
+    h = z.shape[0] // 2
+    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    return 1.0 / (ratio + eps)
 
 
 def one_hot(y: torch.Tensor | None, c_dim: int) -> torch.Tensor | None:
@@ -339,10 +349,19 @@ class Trainer:
 
         # G: fresh z, uniform labels so rare classes get as many G updates as common ones
         z = torch.randn(n, cfg["z_dim"], generator=self.noise).to(dev)
-        yg = torch.randint(0, c_dim, (n,), generator=self.noise).to(dev) if c_dim else None
+        ms = cfg.get("mode_seeking", 0.0)
+        if ms and c_dim:
+            # mode seeking pairs two z's under one label, so each label is drawn once per pair
+            yg = torch.randint(0, c_dim, (n // 2,), generator=self.noise).to(dev).repeat(2)
+            if n % 2:
+                yg = torch.cat([yg, yg[:1]])
+        else:
+            yg = torch.randint(0, c_dim, (n,), generator=self.noise).to(dev) if c_dim else None
         fake = self.G(z, one_hot(yg, c_dim))
         self.D.requires_grad_(False)
         loss_g = g_loss(cfg["loss"], self.D(self.augment(fake, gen=self.noise), yg))
+        if ms:
+            loss_g = loss_g + ms * mode_seeking_penalty(z, fake)
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
