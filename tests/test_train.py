@@ -268,3 +268,19 @@ def test_mode_seeking_penalty_punishes_collapse_and_pushes_pairs_apart():
     # descending the penalty moves each pair's images apart
     moved = fake.detach() - 0.1 * fake.grad
     assert (moved[:4] - moved[4:]).abs().mean() > (varied[:4] - varied[4:]).abs().mean()
+
+
+def test_resume_clears_temp_files_of_a_killed_write(tmp_path):
+    from gan_models.train import snapshot
+    snapshot.save(tmp_path, 5, {"x": torch.ones(1)})
+    stale = tmp_path / "snapshots" / ".snapshot-00000010.pt.abc123.tmp"
+    stale.write_bytes(b"half a snapshot")
+
+    class Run(snapshot.Resumable):
+        out = tmp_path
+
+        def load_state_dict(self, s):
+            self.loaded = s
+    run = Run()
+    assert run.try_resume() and run.loaded["x"].item() == 1
+    assert run.resumed_from.name == "snapshot-00000005.pt" and not stale.exists()

@@ -207,7 +207,7 @@ def bce(pred: torch.Tensor, real: bool) -> torch.Tensor:
 # --------------------------------------------------------------------------------------- trainers
 
 
-class _Trainer:
+class _Trainer(snapshot.Resumable):
     """What CycleGAN and pix2pix share: data, schedule, snapshots, the loop and the export. A
     subclass builds its networks in `_build` (setting opt_G, opt_D) and names the objects that make
     up its state in `_STATE`."""
@@ -306,15 +306,6 @@ class _Trainer:
             for group, base in zip(opt.param_groups, sched.base_lrs):
                 group["lr"] = base * self.lr_factor(self.step)
             sched._last_lr = [g["lr"] for g in opt.param_groups]
-
-    def try_resume(self) -> bool:
-        found = snapshot.load_latest(self.out)
-        if found is None:
-            return False
-        state, path = found
-        self.load_state_dict(state)
-        self.resumed_from = path
-        return True
 
     # -- outputs --------------------------------------------------------------------------------
     def fixed_images(self, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -172,7 +172,7 @@ def hardware() -> str:
     return desc
 
 
-class Trainer:
+class Trainer(snapshot.Resumable):
     def __init__(self, tc: TrainConfig, fid_net: metrics.FeatureNet | None = None):
         """`fid_net` replaces the FID feature network (tests pass a tiny stand-in)."""
         if tc.threads:
@@ -307,15 +307,6 @@ class Trainer:
                 and src.get("fid_num_gen") == self.fid.num_gen
                 and src.get("fid_real") == str(Path(self.fid.real_source).resolve())):
             self.fid.best_fid, self.fid.best_kimg = float(fid), src.get("fid_kimg")
-
-    def try_resume(self) -> bool:
-        found = snapshot.load_latest(self.out)
-        if found is None:
-            return False
-        state, path = found
-        self.load_state_dict(state)
-        self.resumed_from = path
-        return True
 
     # -- one step -------------------------------------------------------------------------------
     def train_step(self) -> dict:

@@ -72,3 +72,23 @@ def load_latest(run_dir: Path) -> tuple[dict, Path] | None:
         except Exception as e:  # torch raises RuntimeError / UnpicklingError / EOFError for damage
             warnings.warn(f"{p.name}: unreadable snapshot ({e}); trying an older one")
     return None
+
+
+class Resumable:
+    """What every trainer does to resume: the newest complete snapshot of its run folder (`self.out`)
+    goes through its own `load_state_dict`. Temp files left by a run killed mid-write are removed first:
+    nothing will ever complete them."""
+    resumed_from: Path | None = None
+
+    def try_resume(self) -> bool:
+        folder = Path(self.out) / "snapshots"
+        if folder.is_dir():
+            for tmp in folder.glob(".snapshot-*.tmp"):
+                tmp.unlink(missing_ok=True)
+        found = load_latest(self.out)
+        if found is None:
+            return False
+        state, path = found
+        self.load_state_dict(state)
+        self.resumed_from = path
+        return True
