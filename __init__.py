@@ -1,7 +1,11 @@
 """comfyui-gan: GAN image synthesis nodes for ComfyUI. Registration only; see nodes/ and gan_models/."""
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from .nodes.host import register_model_folder
+# ComfyUI imports this folder as a package, whatever its name. pytest 8 also imports a test tree's root
+# __init__.py, and where the clone's folder name is no identifier (comfyui-gan) it does so as a plain
+# module with no parent package: then there is nothing to register.
+if __package__:
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+    from .nodes.host import register_model_folder
 
-register_model_folder()
+    register_model_folder()
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
