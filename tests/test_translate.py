@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import _nets
+
 from gan_models.archs.translators import ResnetTranslator, UnetTranslator
 from gan_models.translate import pad_to_multiple, translate
 
@@ -18,16 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def randomize(net, seed=0, scale=0.15):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in net.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                continue
-            if name.endswith("running_var"):
-                t.copy_(0.5 + torch.rand(t.shape, generator=g))
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * (scale if t.ndim > 1 else 0.05))
-    return net.eval()
+    return _nets.randomize(net, seed, weight_scale=scale, bias_scale=0.05)
 
 
 def smooth_images(n, h, w, c=3, seed=0):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import _nets
 from safetensors.torch import load_file
 
 from gan_models import checkpoint, load_generator, registry
@@ -20,16 +22,7 @@ FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / 
 
 
 def _randomize(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in net.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                continue
-            if name.endswith("running_var"):
-                t.copy_(0.5 + torch.rand(t.shape, generator=g))
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * (0.2 if t.ndim > 1 else 0.1))
-    return net.eval()
+    return _nets.randomize(net, seed, weight_scale=0.2, bias_scale=0.1)
 
 
 def _rebuilt(net: torch.nn.Module) -> torch.nn.Module:

@@ -1,0 +1,18 @@
+"""Helpers shared by the tests (tests/ is on sys.path under pytest's default import mode)."""
+import torch
+
+
+def randomize(net: torch.nn.Module, seed: int = 0, weight_scale: float = 0.15,
+              bias_scale: float = 0.05) -> torch.nn.Module:
+    """Every tensor of the state dict redrawn (BatchNorm variances kept positive), so a test sees
+    non-trivial norms, biases and running statistics rather than a fresh init."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if name.endswith("num_batches_tracked"):
+                continue
+            if name.endswith("running_var"):
+                t.copy_(0.5 + torch.rand(t.shape, generator=g))
+            else:
+                t.copy_(torch.randn(t.shape, generator=g) * (weight_scale if t.ndim > 1 else bias_scale))
+    return net.eval()
