@@ -16,3 +16,18 @@ def randomize(net: torch.nn.Module, seed: int = 0, weight_scale: float = 0.15,
             else:
                 t.copy_(torch.randn(t.shape, generator=g) * (weight_scale if t.ndim > 1 else bias_scale))
     return net.eval()
+
+
+def digit_class_folders(root, classes: int, per_class: int, prefix: str, name: str = "{}.png"):
+    """sklearn's bundled 8x8 digits as grayscale PNGs, one subfolder (prefix + class) per class: the
+    tiny labelled image folder the training tests train on."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    imgs = (d.images * (255 / 16)).round().astype(np.uint8)
+    for k in range(classes):
+        (root / f"{prefix}{k}").mkdir()
+        for j, i in enumerate(np.flatnonzero(d.target == k)[:per_class]):
+            Image.fromarray(imgs[i], "L").save(root / f"{prefix}{k}" / name.format(j))
+    return root

@@ -18,12 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from gan_models.train import TrainConfig, Trainer, distributed, snapshot
+import _nets
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--arch", "stylegan2", "--resolution", "16", "--channels", "1", "--batch", "8", "--z-dim", "16",
@@ -34,14 +33,7 @@ ARGS = ["--arch", "stylegan2", "--resolution", "16", "--channels", "1", "--batch
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    root = tmp_path_factory.mktemp("digits")
-    for k in range(3):
-        (root / f"c{k}").mkdir()
-        for j, i in enumerate(np.flatnonzero(d.target == k)[:8]):
-            Image.fromarray((d.images[i] * 255 / 16).round().astype(np.uint8), "L").save(root / f"c{k}" / f"{j}.png")
-    return root
+    return _nets.digit_class_folders(tmp_path_factory.mktemp("digits"), 3, 8, "c")
 
 
 def torchrun(data, out, steps, *extra):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import gan_models
 from gan_models import checkpoint, metrics
 from gan_models.train import TrainConfig, Trainer, snapshot
 from gan_models.train.__main__ import main as cli_main, parse
+import _nets
 
 
 class PoolNet(torch.nn.Module):
@@ -29,15 +28,7 @@ def fake_net():
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    imgs = (d.images * (255 / 16)).round().astype(np.uint8)
-    root = tmp_path_factory.mktemp("digits")
-    for k in range(4):
-        (root / f"d{k}").mkdir()
-        for j, i in enumerate(np.flatnonzero(d.target == k)[:16]):
-            Image.fromarray(imgs[i], "L").save(root / f"d{k}" / f"{j:03d}.png")
-    return root
+    return _nets.digit_class_folders(tmp_path_factory.mktemp("digits"), 4, 16, "d", "{:03d}.png")
 
 
 @pytest.fixture(autouse=True)

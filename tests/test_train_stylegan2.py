@@ -6,7 +6,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -15,6 +14,7 @@ import gan_models
 from gan_models.train import TrainConfig, Trainer, snapshot
 from gan_models.train import augment
 from gan_models.train.stylegan2 import Conv2dLayer, Discriminator, MinibatchStdLayer
+import _nets
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 TINY = dict(w_dim=16, map_layers=2, cbase=128, cmax=16)
@@ -23,14 +23,7 @@ TINY = dict(w_dim=16, map_layers=2, cbase=128, cmax=16)
 @pytest.fixture(scope="module")
 def digits3(tmp_path_factory):
     """Three classes of sklearn's 8x8 digits, 8 images each."""
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    root = tmp_path_factory.mktemp("digits3")
-    for k in range(3):
-        (root / f"digit{k}").mkdir()
-        for j, i in enumerate(np.flatnonzero(d.target == k)[:8]):
-            Image.fromarray((d.images[i] * 255 / 16).round().astype(np.uint8), "L").save(root / f"digit{k}" / f"{j}.png")
-    return root
+    return _nets.digit_class_folders(tmp_path_factory.mktemp("digits3"), 3, 8, "digit")
 
 
 def config(data, out, steps, **kw):
