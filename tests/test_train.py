@@ -284,3 +284,22 @@ def test_resume_clears_temp_files_of_a_killed_write(tmp_path):
     run = Run()
     assert run.try_resume() and run.loaded["x"].item() == 1
     assert run.resumed_from.name == "snapshot-00000005.pt" and not stale.exists()
+
+
+def test_lr_decay_reaches_schedule_and_resumes_onto_it(digits_folder, tmp_path):
+    # 6 steps, decay from step 2: the step taken at step s uses lr * (1 - (s - 2) / 4)
+    tr = Trainer(_tiny_config(digits_folder, tmp_path / "a", steps=6, lr_decay_from=2))
+    seen = []
+    step = tr.train_step
+    tr.train_step = lambda: (seen.append(tr.step), step(), seen.append(tr.opt_G.param_groups[0]["lr"]))[1]
+    tr.run()
+    lrs = dict(zip(seen[0::2], seen[1::2]))
+    base = 2e-4
+    assert [round(lrs[s] / base, 6) for s in range(6)] == [1, 1, 1, 0.75, 0.5, 0.25]
+    assert all(g["lr"] == pytest.approx(base * 0.25) for g in tr.opt_D.param_groups)
+    # a run without decay, resumed with one, lands on the same schedule and the same weights
+    Trainer(_tiny_config(digits_folder, tmp_path / "b", steps=3)).run()
+    Trainer(_tiny_config(digits_folder, tmp_path / "b", steps=6, lr_decay_from=2, resume=True)).run()
+    a, b = _all_states(tmp_path / "a"), _all_states(tmp_path / "b")
+    for key in ("G", "D", "G_ema"):
+        _assert_same(a[key], b[key], key)

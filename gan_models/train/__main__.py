@@ -28,6 +28,8 @@ def parse(argv=None) -> TrainConfig:
     length.add_argument("--steps", type=int, help="training steps (default 10000)")
     length.add_argument("--kimg", type=float, help="training length in thousands of real images shown")
     p.add_argument("--lr", type=float, help="Adam learning rate for G and D (recipe default 2e-4)")
+    p.add_argument("--lr-decay-from", type=int, metavar="STEP",
+                   help="decay the learning rate linearly from STEP to 0 at the last step (default: constant)")
     p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="Adam betas (default 0.5 0.999)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: never)")
@@ -77,7 +79,7 @@ def parse(argv=None) -> TrainConfig:
         p.error("--batch must be at least 2")
     steps = math.ceil(a.kimg * 1000 / a.batch) if a.kimg is not None else (a.steps or 10000)
     return TrainConfig(arch=a.arch, data=a.data, out=a.out, resolution=a.resolution, channels=a.channels,
-                       batch=a.batch, steps=steps, lr=a.lr, betas=tuple(a.betas) if a.betas else None,
+                       batch=a.batch, steps=steps, lr=a.lr, lr_decay_from=a.lr_decay_from, betas=tuple(a.betas) if a.betas else None,
                        seed=a.seed, sample_every=a.sample_every, snapshot_every=a.snapshot_every,
                        keep_snapshots=a.keep_snapshots, resume=a.resume, z_dim=a.z_dim, ngf=a.ngf, ndf=a.ndf,
                        mbstd_group=a.mbstd_group, ema_beta=a.ema_beta, loss=a.loss, augment=a.augment,

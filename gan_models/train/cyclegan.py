@@ -40,7 +40,7 @@ from ..archs.translators import NORMS, ResnetTranslator, UnetTranslator, default
 from ..images import save_grid
 from . import snapshot
 from .data import IMAGE_SUFFIXES, BatchOrder, DataError, Dataset, load_dataset
-from .loop import hardware
+from .loop import hardware, linear_decay
 
 # snapshot config entries that fix the shapes of the saved tensors: a resume must match them
 _SHAPE_KEYS = ("arch", "resolution", "channels", "ngf", "ndf", "n_blocks", "n_layers_d", "norm", "pool_size")
@@ -258,8 +258,7 @@ class _Trainer(snapshot.Resumable):
 
     def lr_factor(self, step: int) -> float:
         """1 until decay_start, then linearly to 0 at `steps`."""
-        d = self.cc.decay_start
-        return max(0.0, 1.0 - max(0, step - d) / max(self.cc.steps - d, 1))
+        return linear_decay(step, self.cc.decay_start, self.cc.steps)
 
     def _lr_step(self) -> float:
         lr = self.opt_G.param_groups[0]["lr"]

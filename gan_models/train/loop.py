@@ -41,6 +41,7 @@ class TrainConfig:
     batch: int = 64
     steps: int = 10000
     lr: float | None = None
+    lr_decay_from: int | None = None  # step where the learning rate starts its linear fall to 0 at `steps`
     betas: tuple[float, float] | None = None
     seed: int = 0
     sample_every: int = 500
@@ -97,6 +98,11 @@ def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5)
     h = z.shape[0] // 2
     ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
     return 1.0 / (ratio + eps)
+
+
+def linear_decay(step: int, start: int, end: int) -> float:
+    """Learning-rate factor: 1 until `start`, then linearly to 0 at `end` (CycleGAN's schedule)."""
+    return max(0.0, 1.0 - max(0, step - start) / max(end - start, 1))
 
 
 def one_hot(y: torch.Tensor | None, c_dim: int) -> torch.Tensor | None:
@@ -309,7 +315,19 @@ class Trainer(snapshot.Resumable):
             self.fid.best_fid, self.fid.best_kimg = float(fid), src.get("fid_kimg")
 
     # -- one step -------------------------------------------------------------------------------
+    def _set_lr(self) -> None:
+        # From each group's initial_lr (kept in the optimizer state, so a snapshot written before
+        # the decay began, or by a run without one, resumes onto the schedule this run asks for).
+        start = self.tc.lr_decay_from
+        if start is None:
+            return
+        f = linear_decay(self.step, start, self.tc.steps)
+        for opt in (self.opt_G, self.opt_D):
+            for group in opt.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * f
+
     def train_step(self) -> dict:
+        self._set_lr()
         if self.stepper is not None:
             stats = self.stepper()
             self.step += 1
@@ -391,7 +409,7 @@ class Trainer(snapshot.Resumable):
                            "data": self.ds.source, "images": len(self.ds),
                            "wall_time_s": round(self.wall, 1), "hardware": hardware(),
                            "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
-                                      if k in ("lr", "betas", "ema_beta", "loss", "augment", "ngf", "ndf",
+                                      if k in ("lr", "lr_decay_from", "betas", "ema_beta", "loss", "augment", "ngf", "ndf",
                                                "mbstd_group", "z_dim", *getattr(self.recipe, "record_keys", ()))}},
                 "license": self.tc.license or "unspecified: inherits the training data's license",
                 "description": self.tc.description or
