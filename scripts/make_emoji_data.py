@@ -66,6 +66,11 @@ def render(font: ImageFont.FreeTypeFont, cp: int, size: int, fill: int) -> Image
     em = font.size
     canvas = Image.new("RGBA", (3 * em, 3 * em), (0, 0, 0, 0))
     ImageDraw.Draw(canvas).text((1.5 * em, 1.5 * em), chr(cp), font=font, embedded_color=True, anchor="mm")
+    return fit(canvas, size, fill)
+
+
+def fit(canvas: Image.Image, size: int, fill: int) -> Image.Image | None:
+    """An RGBA drawing cropped to its alpha box, on white, its longer side `fill` px of `size`."""
     box = canvas.getchannel("A").getbbox()
     if box is None:
         return None
@@ -79,6 +84,23 @@ def render(font: ImageFont.FreeTypeFont, cp: int, size: int, fill: int) -> Image
     out = Image.new("RGB", (size, size), (255, 255, 255))
     out.paste(small, ((size - fill) // 2, (size - fill) // 2))
     return out
+
+
+def noto_bitmaps(font_path: Path, size: int, fill: int):
+    """Every colour bitmap of a CBDT font, ZWJ sequences, flags and skin tones included (Noto has
+    3,926), as (glyph name, RGB image). Read from the CBDT table's PNGs, so no text shaping is
+    needed to reach glyphs that no single code point maps."""
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    strike = TTFont(str(font_path))["CBDT"].strikeData[0]
+    for name in sorted(strike):
+        bitmap = strike[name]
+        bitmap.decompile()
+        im = fit(Image.open(io.BytesIO(bitmap.imageData)).convert("RGBA"), size, fill)
+        if im is not None:
+            yield name, im
 
 
 def before_after(model: Path, data: Path, out: Path, count: int = 12, zoom: int = 2) -> list[str]:
@@ -119,7 +141,19 @@ def main(argv=None) -> int:
     p.add_argument("--openmoji-font", type=Path)
     p.add_argument("--before-after", nargs=2, type=Path, metavar=("MODEL", "PNG"),
                    help="render held-out Noto / translated / OpenMoji rows from an existing OUT instead")
+    p.add_argument("--noto-all", action="store_true",
+                   help="instead write every Noto colour bitmap to OUT/noto_all/ (StyleGAN2 training data)")
     a = p.parse_args(argv)
+    if a.noto_all:
+        fill = a.fill or a.size * 7 // 8
+        folder = a.out / "noto_all"
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 0
+        for name, im in noto_bitmaps(a.noto_font, a.size, fill):
+            im.save(folder / f"{name}.png")
+            n += 1
+        print(f"{folder}: {n} emojis, {a.size} px")
+        return 0
     if a.before_after:
         names = before_after(a.before_after[0], a.out, a.before_after[1])
         print(f"{a.before_after[1]}: {len(names)} held-out emojis")
