@@ -3,6 +3,7 @@
     python bench/bench_translator.py [--upstream /path/to/pytorch-CycleGAN-and-pix2pix] [--iters 5]
 
 Our paths: `eager` (fp32, inference_mode, InstanceNorm through group_norm), `channels_last`,
+`winograd` (what GANStyleTransfer runs on CPU: the 3x3 convolutions as Winograd F(4x4, 3x3), fp32),
 `jit_freeze` (traced, frozen: oneDNN weight prepacking), `bf16` (autocast bfloat16: uses AMX/AVX512-BF16
 where the CPU has them; approximate, its error is reported, not hidden), `compile` (torch.compile,
 opt-in with --compile: minutes of compilation on a small machine). With --upstream, upstream's
@@ -30,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan_models.archs.translators import ResnetTranslator  # noqa: E402
+from gan_models.archs.translators import ResnetTranslator, inference_copy  # noqa: E402
 
 FP32_TOL = 1e-4  # fp32 paths differ from upstream by float rounding only (~2e-6 measured)
 
@@ -53,6 +54,8 @@ def make_paths(T: torch.nn.Module, x: torch.Tensor, with_compile: bool) -> dict:
     Tcl.load_state_dict(T.state_dict())
     Tcl = Tcl.to(memory_format=torch.channels_last)
     paths["channels_last"] = lambda a: Tcl(a.contiguous(memory_format=torch.channels_last))
+    # what GANStyleTransfer runs on CPU (translate.py): Winograd F(4x4, 3x3) blocks, channels-last
+    paths["winograd"] = inference_copy(T)
     with torch.inference_mode():
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(T, x)))
     paths["jit_freeze"] = frozen
@@ -74,7 +77,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
-    p.add_argument("--paths", default="eager,channels_last",
+    p.add_argument("--paths", default="eager,channels_last,winograd",
                    help="comma-separated subset of our paths to time")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)

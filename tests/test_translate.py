@@ -13,7 +13,7 @@ import torch
 
 import _nets
 
-from gan_models.archs.translators import ResnetTranslator, UnetTranslator
+from gan_models.archs.translators import ResnetTranslator, UnetTranslator, Winograd3x3, inference_copy
 from gan_models.translate import pad_to_multiple, translate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,11 +45,41 @@ def resnet():
 
 def test_matches_a_direct_call_on_the_model(resnet):
     img = smooth_images(2, 64, 48)
-    out = translate(resnet, img)
     with torch.no_grad():
         ref = (resnet(img.permute(0, 3, 1, 2) * 2 - 1) + 1) / 2
-    assert out.shape == img.shape
-    assert (out - ref.permute(0, 2, 3, 1)).abs().max().item() < 1e-6
+    ref = ref.permute(0, 2, 3, 1)
+    exact = translate(resnet, img, fast=False)
+    assert exact.shape == img.shape
+    assert (exact - ref).abs().max().item() < 1e-6
+    # the CPU default, Winograd blocks: float rounding of the tile transforms only
+    out = translate(resnet, img)
+    assert 0 < (out - ref).abs().max().item() < 2e-5
+
+
+def test_winograd_conv_matches_direct_convolution():
+    g = torch.Generator().manual_seed(0)
+    for c, k, h, w, pad, bias in [(5, 7, 9, 13, 0, True), (16, 8, 17, 3, 1, False), (8, 8, 4, 4, 1, True),
+                                  (3, 4, 1, 1, 1, True), (32, 32, 64, 48, 1, True)]:
+        conv = torch.nn.Conv2d(c, k, 3, padding=pad, bias=bias)
+        x = torch.randn(2, c, h, w, generator=g)
+        with torch.no_grad():
+            ref, y = conv(x), Winograd3x3(conv)(x)
+        assert y.shape == ref.shape
+        assert (y - ref).abs().max().item() < 1e-5 * ref.abs().max().item(), (c, k, h, w, pad)
+    with pytest.raises(ValueError, match="3x3 stride-1"):
+        Winograd3x3(torch.nn.Conv2d(4, 4, 3, stride=2))
+
+
+def test_inference_copy_of_a_trained_size_resnet_stays_close():
+    """ngf 64, 9 blocks, the CycleGAN default: 18 Winograd convolutions in a row."""
+    T = randomize(ResnetTranslator(ngf=64, n_blocks=9), seed=2, scale=0.02)
+    x = torch.rand(1, 3, 96, 80) * 2 - 1
+    fast = inference_copy(T)
+    assert sum(isinstance(m, Winograd3x3) for m in fast.modules()) == 18
+    with torch.no_grad():
+        d = (fast(x) - T(x)).abs().max().item()
+    assert d < 1e-4
+    assert not any(isinstance(m, Winograd3x3) for m in T.modules())  # the original is untouched
 
 
 def test_non_square_and_odd_sizes_come_back_exactly(resnet):

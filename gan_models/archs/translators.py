@@ -14,6 +14,7 @@ ReLU, dropout, Identity norms) show as gaps in the Sequential numbering.
 """
 from __future__ import annotations
 
+import copy
 import re
 from collections import defaultdict
 
@@ -66,6 +67,85 @@ def _pad(padding: str, p: int) -> list[nn.Module]:
     if padding == "zero":
         return []
     raise ValueError(f"padding must be reflect, replicate or zero, not {padding!r}")
+
+
+# ------------------------------------------------------------------------ fast CPU inference
+
+
+def _winograd_matrices(m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B^T, G, A^T of F(m x m, 3 x 3) (Lavin & Gray 2016), interpolation points 0, +-1, +-2, inf."""
+    f64 = torch.float64
+    if m == 2:
+        BT = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        G = [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]
+        AT = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    elif m == 4:
+        BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+              [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        G = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+             [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+        AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    else:
+        raise ValueError(f"Winograd tile size m must be 2 or 4, not {m}")
+    return torch.tensor(BT, dtype=f64), torch.tensor(G, dtype=f64), torch.tensor(AT, dtype=f64)
+
+
+class Winograd3x3(nn.Module):
+    """Inference stand-in for a 3x3, stride-1 nn.Conv2d through Winograd's minimal filtering
+    F(4x4, 3x3): each 6x6 input tile becomes a 4x4 output tile with 36 multiplies per channel pair
+    instead of 144. The 36 per-position products are one batched matrix multiply [36, tiles, C] x
+    [36, C, K], which MKL runs near peak, where oneDNN's direct fp32 convolution cannot go faster than
+    the multiplies it has to do. The weights are transformed once, in float64. The result differs from
+    the direct convolution by float rounding of the transforms (about 1e-5 of the output's scale).
+    Output is channels-last, the layout the transforms produce."""
+
+    def __init__(self, conv: nn.Conv2d, m: int = 4):
+        super().__init__()
+        if (conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1
+                or conv.padding_mode != "zeros" or isinstance(conv.padding, str)):
+            raise ValueError(f"Winograd3x3 takes a plain 3x3 stride-1 convolution, not {conv}")
+        BT, G, AT = _winograd_matrices(m)
+        self.m, self.a, self.pad = m, m + 2, tuple(conv.padding)
+        w = conv.weight.detach().to(torch.float64)
+        U = torch.einsum("ik,ockl,jl->ijco", G, w, G)  # G g G^T for every (c_in, c_out) pair
+        self.register_buffer("U", U.reshape(self.a ** 2, w.shape[1], w.shape[0]).to(conv.weight.dtype))
+        # vec(B^T d B) = (B^T kron B^T) vec(d), and likewise A^T M A: one small matrix each
+        self.register_buffer("BB", torch.kron(BT, BT).to(conv.weight.dtype))
+        self.register_buffer("AA", torch.kron(AT, AT).to(conv.weight.dtype))
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+
+    def forward(self, x):
+        ph, pw = self.pad
+        n, c, h, w = x.shape
+        m, a = self.m, self.a
+        h, w = h + 2 * ph - 2, w + 2 * pw - 2                  # output size
+        th, tw = -(-h // m), -(-w // m)                          # tiles; the last row/column may overhang
+        xl = x.permute(0, 2, 3, 1)                               # NHWC: a free view of a channels-last x
+        # the conv's own zero padding, plus zeros for overhanging tiles (cropped off below)
+        xl = F.pad(xl, (0, 0, pw, pw + tw * m - w, ph, ph + th * m - h))
+        d = xl.unfold(1, a, m).unfold(2, a, m).permute(4, 5, 0, 1, 2, 3).reshape(a * a, -1)
+        v = (self.BB @ d).view(a * a, -1, c)                     # [36, tiles, C]
+        mm = torch.bmm(v, self.U)                                # [36, tiles, K]
+        k = mm.shape[-1]
+        y = (self.AA @ mm.view(a * a, -1)).view(m, m, n, th, tw, k)
+        y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, k)
+        if self.bias is not None:
+            y = y + self.bias
+        y = y.permute(0, 3, 1, 2)
+        return y[:, :, :h, :w] if (th * m, tw * m) != (h, w) else y
+
+
+def inference_copy(T: nn.Module) -> nn.Module:
+    """A copy of a translator for fast CPU inference: every 3x3 stride-1 convolution (the ResNet
+    blocks', nearly all of a ResNet translator's work) as Winograd3x3, the rest channels-last. Same
+    inputs and outputs as T, to about 1e-5; T itself is left as it is."""
+    fast = copy.deepcopy(T).eval()
+    for mod in list(fast.modules()):
+        for name, child in mod.named_children():
+            if (type(child) is nn.Conv2d and child.kernel_size == (3, 3) and child.stride == (1, 1)
+                    and child.dilation == (1, 1) and child.groups == 1 and child.padding_mode == "zeros"):
+                setattr(mod, name, Winograd3x3(child))
+    return fast.to(memory_format=torch.channels_last)
 
 
 # --------------------------------------------------------------------------------------- ResNet
