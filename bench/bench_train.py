@@ -3,6 +3,7 @@ eager fp32, bf16 autocast, and fp32 with channels_last, for DCGAN 64 px, StyleGA
 StyleGAN2 256 px.
 
     python bench/bench_train.py [--device cpu|cuda] [--steps 3] [--batch 16] [--full-width]
+                                [--upstream /path/to/stylegan2-ada-pytorch]
 
 A step is the whole training step of the Trainer (data, G and D updates, EMA, augmentation) on
 random images. StyleGAN2 steps are timed without their lazy regularisers (the timed steps are 2..N+1,
@@ -15,6 +16,11 @@ at 64 px (32 channels at 64 px) and channel_base 2048 / channel_max 64 at 256 px
 256 px), z = w = 256 and 2 mapping layers; NVlabs' config-f is 32768 / 512 and 16384 / 512 with
 z = w = 512 and 8 mapping layers, which --full-width uses (GPU: one full-width 64 px step is about a
 minute on two shared CPU cores). DCGAN is the recipe's own (ngf 64, ndf 32).
+With --upstream, StyleGAN2 rows add NVlabs' own training step, imported from that checkout (nothing
+of it is copied here) and timed interleaved with ours: their Generator and Discriminator with the same
+widths and starting weights, their StyleGAN2Loss, and the phase loop of their training_loop.py (Gmain
+then Dmain, Adam with the lazy-regularisation ratios, nan_to_num of the gradients, the G_ema update).
+DCGAN has no NVlabs counterpart.
 Writes bench/results/train_<device>-<date>.json.
 """
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +65,66 @@ def make_data(folder: Path, resolution: int, n: int = 64) -> Path:
     return folder
 
 
+class UpstreamStep:
+    """One main-phase step of NVlabs' training_loop.py, for the same config and starting weights as
+    a Trainer `tr` (StyleGAN2 only)."""
+
+    def __init__(self, checkout: str, tr):
+        sys.path.insert(0, str(Path(checkout).resolve()))
+        sys.modules.setdefault("requests", types.ModuleType("requests"))  # dnnlib imports it for downloads only
+        from torch_utils import misc
+        from training import networks
+        from training.loss import StyleGAN2Loss
+        from gan_models.train.stylegan2 import generator_kwargs
+
+        cfg, dev = tr.cfg, tr.device
+        self.misc, self.batch, self.cfg, self.dev, self.ds = misc, tr.tc.batch, cfg, dev, tr.ds
+        self.G = networks.Generator(**generator_kwargs(cfg)).to(dev).train().requires_grad_(False)
+        self.D = networks.Discriminator(cfg["c_dim"], cfg["resolution"], cfg["channels"], architecture="resnet",
+                                        channel_base=cfg["cbase"], channel_max=cfg["cmax"], num_fp16_res=0,
+                                        conv_clamp=256, epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd_group"]),
+                                        mapping_kwargs=dict(num_layers=cfg["map_layers"])).to(dev).train()
+        self.D.requires_grad_(False)
+        self.G.load_state_dict(tr.G.state_dict())
+        self.D.load_state_dict(tr.D.state_dict())
+        self.G_ema = networks.Generator(**generator_kwargs(cfg)).to(dev).eval().requires_grad_(False)
+        self.G_ema.load_state_dict(tr.G_ema.state_dict())
+        self.loss = StyleGAN2Loss(dev, self.G.mapping, self.G.synthesis, self.D, style_mixing_prob=cfg["style_mixing"],
+                                  r1_gamma=cfg["r1_gamma"], pl_weight=cfg["pl_weight"])
+
+        def adam(module, interval):  # training_loop.py's lazy-regularisation ratio
+            c = interval / (interval + 1) if interval else 1
+            b1, b2 = cfg["betas"]
+            return torch.optim.Adam(module.parameters(), lr=cfg["lr"] * c, betas=(b1 ** c, b2 ** c), eps=1e-8)
+        self.opt_G = adam(self.G, cfg["pl_interval"] if cfg["pl_weight"] > 0 else 0)
+        self.opt_D = adam(self.D, cfg["r1_interval"] if cfg["r1_gamma"] > 0 else 0)
+        self.order = torch.Generator().manual_seed(0)
+
+    def _phase(self, name, module, opt, real, c, z):
+        opt.zero_grad(set_to_none=True)
+        module.requires_grad_(True)
+        self.loss.accumulate_gradients(phase=name, real_img=real, real_c=c, gen_z=z, gen_c=c, sync=True, gain=1)
+        module.requires_grad_(False)
+        for p in module.parameters():
+            if p.grad is not None:
+                self.misc.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+        opt.step()
+
+    def train_step(self):
+        idx = torch.randint(0, len(self.ds), (self.batch,), generator=self.order)
+        x, _ = self.ds.batch(idx)
+        real = x.to(self.dev)
+        c = torch.zeros(self.batch, 0, device=self.dev)
+        self._phase("Gmain", self.G, self.opt_G, real, c, torch.randn(self.batch, self.G.z_dim, device=self.dev))
+        self._phase("Dmain", self.D, self.opt_D, real, c, torch.randn(self.batch, self.G.z_dim, device=self.dev))
+        with torch.no_grad():
+            beta = 0.5 ** (self.batch / max(self.cfg["ema_kimg"] * 1000, 1e-8))
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                pe.copy_(p.lerp(pe, beta))
+            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                be.copy_(b)
+
+
 MODES = {"fp32": dict(), "bf16": dict(precision="bf16"), "channels_last": dict(channels_last=True)}
 
 
@@ -72,10 +139,10 @@ def main(argv=None):
     p.add_argument("--full-width", action="store_true", help="NVlabs' StyleGAN2 widths (GPU)")
     p.add_argument("--only", nargs="*", help="config names to run (dcgan-64 stylegan2-64 stylegan2-256)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    p.add_argument("--upstream", help="(not implemented yet) NVlabs stylegan2-ada-pytorch checkout")
+    p.add_argument("--upstream", help="NVlabs stylegan2-ada-pytorch checkout: time its training step too")
     a = p.parse_args(argv)
-    if a.upstream:
-        p.error("--upstream: timing NVlabs' training loop is not implemented yet")
+    if a.upstream and not (Path(a.upstream) / "training" / "loss.py").is_file():
+        p.error(f"--upstream: {a.upstream} is not a stylegan2-ada-pytorch checkout (no training/loss.py)")
     torch.set_num_threads(a.threads)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +161,10 @@ def main(argv=None):
                 tr.step = 1  # step 0 would run the lazy R1: warm up and time main-phase steps only
                 tr.train_step()  # warm-up: allocator, first-call costs
                 trainers[mode] = tr
-            best = {m: float("inf") for m in MODES}
+            if a.upstream and cfg["arch"] == "stylegan2":
+                trainers["upstream"] = UpstreamStep(a.upstream, trainers["fp32"])
+                trainers["upstream"].train_step()
+            best = {m: float("inf") for m in trainers}
             for _ in range(a.reps):
                 for mode, tr in trainers.items():
                     if a.device.startswith("cuda"):
@@ -110,9 +180,11 @@ def main(argv=None):
                    "s_per_step": {m: round(t, 4) for m, t in best.items()},
                    "kimg_per_s": {m: round(cfg["batch"] / t / 1000, 5) for m, t in best.items()},
                    "speedup_vs_fp32": {m: round(best["fp32"] / t, 3) for m, t in best.items()}}
+            if "upstream" in best:
+                row["speedup_vs_upstream"] = {m: round(best["upstream"] / t, 3) for m, t in best.items()}
             results.append(row)
             print(f"{row['config']:>15}  batch {row['batch']}:  " + "  ".join(
-                f"{m} {row['kimg_per_s'][m]:.4f} kimg/s (x{row['speedup_vs_fp32'][m]:.2f})" for m in MODES),
+                f"{m} {row['kimg_per_s'][m]:.4f} kimg/s (x{row['speedup_vs_fp32'][m]:.2f})" for m in best),
                 flush=True)
             del trainers
     out = Path(a.out)
@@ -121,6 +193,7 @@ def main(argv=None):
     path = out / f"train_{a.device.split(':')[0]}-{stamp}.json"
     path.write_text(json.dumps({"hardware": hardware(), "device": a.device, "threads": a.threads,
                                 "steps": a.steps, "reps": a.reps, "full_width": a.full_width,
+                                "upstream": a.upstream,
                                 "note": "StyleGAN2 steps timed without lazy R1/path-length phases",
                                 "results": results}, indent=2) + "\n")
     print(path)
