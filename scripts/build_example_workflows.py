@@ -85,11 +85,12 @@ def interpolation_webp():
 
 
 # -- StyleGAN ----------------------------------------------------------------------------------------
-SG_CKPT = "stylegan2.safetensors"
+SG_CKPT = "emoji_stylegan2.safetensors"  # the pack's own small StyleGAN2 (weights/): runs offline as loaded
 SG_LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
              "widgets": {"checkpoint": SG_CKPT, "device": "auto", "dtype": "float32"}}
-SG_NOTE = ("Put your StyleGAN2 or StyleGAN3 generator in models/gan and pick it in LoadGANGenerator "
-           f"(this example names {SG_CKPT}). NVlabs .pkl and rosinality .pt files must be converted first:\n\n"
+SG_NOTE = (f"This example loads {SG_CKPT}, the pack's small emoji StyleGAN2 (64 px, trained on a CPU). "
+           "For your own StyleGAN2 or StyleGAN3, put it in models/gan and pick it in LoadGANGenerator. "
+           "NVlabs .pkl and rosinality .pt files must be converted first:\n\n"
            "python -m gan_models.convert network-snapshot.pkl models/gan/my_model.safetensors\n\n"
            "Conditional models: set class_index in SampleLatent (GAN).")
 

@@ -23,6 +23,7 @@ STYLEGAN_PICKLES = {
     "stylegan2.safetensors": FIXTURES / "sg2ada_r32_map8" / "network-snapshot-000000.src-stripped.pkl",
     "stylegan3.safetensors": FIXTURES / "sg3t_r32_map2" / "network-snapshot-000000.src-stripped.pkl",
 }
+SHIPPED_STYLEGAN = "emoji_stylegan2.safetensors"  # weights/: what the StyleGAN workflows load as saved
 TRANSLATOR = "emoji_noto2openmoji.safetensors"
 CYCLEGAN_PTH = FIXTURES / "cyclegan_resnet9_ngf8" / "latest_net_G.pth"
 
@@ -85,12 +86,17 @@ def convert(src: Path, dst: Path) -> None:
 
 @pytest.fixture(scope="session")
 def stylegan_checkpoints(comfy_host):
-    """{name: img_resolution}: the upstream StyleGAN2-ADA and StyleGAN3-T pickles converted into the
-    host's models/gan under the names the StyleGAN workflows use (stylegan2) and the other one."""
+    """{name: img_resolution}: the pack's shipped StyleGAN2, and the upstream StyleGAN2-ADA and
+    StyleGAN3-T pickles converted into the host's models/gan as a user converts theirs ({name: why
+    not} where a pickle is absent)."""
     from gan_models.checkpoint import read
 
-    sizes = {}
+    sizes = {SHIPPED_STYLEGAN: int(read(REPO / "weights" / SHIPPED_STYLEGAN)[1]["img_resolution"])}
     for name, pkl in STYLEGAN_PICKLES.items():
+        if not pkl.is_file():  # the tests of that checkpoint skip with this reason; the shipped one still runs
+            sizes[name] = (f"{pkl} is absent: the upstream fixtures (../shared/fixtures beside the checkout) "
+                           "are not on this machine")
+            continue
         dst = comfy_host.models_dir / "gan" / name
         convert(pkl, dst)
         sizes[name] = int(read(dst)[1]["img_resolution"])
