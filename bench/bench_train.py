@@ -75,7 +75,7 @@ class UpstreamStep:
         from torch_utils import misc
         from training import networks
         from training.loss import StyleGAN2Loss
-        from gan_models.train.stylegan2 import generator_kwargs
+        from gan_models.train.stylegan2 import generator_kwargs, lazy_adams
 
         cfg, dev = tr.cfg, tr.device
         self.misc, self.batch, self.cfg, self.dev, self.ds = misc, tr.tc.batch, cfg, dev, tr.ds
@@ -91,13 +91,8 @@ class UpstreamStep:
         self.G_ema.load_state_dict(tr.G_ema.state_dict())
         self.loss = StyleGAN2Loss(dev, self.G.mapping, self.G.synthesis, self.D, style_mixing_prob=cfg["style_mixing"],
                                   r1_gamma=cfg["r1_gamma"], pl_weight=cfg["pl_weight"])
-
-        def adam(module, interval):  # training_loop.py's lazy-regularisation ratio
-            c = interval / (interval + 1) if interval else 1
-            b1, b2 = cfg["betas"]
-            return torch.optim.Adam(module.parameters(), lr=cfg["lr"] * c, betas=(b1 ** c, b2 ** c), eps=1e-8)
-        self.opt_G = adam(self.G, cfg["pl_interval"] if cfg["pl_weight"] > 0 else 0)
-        self.opt_D = adam(self.D, cfg["r1_interval"] if cfg["r1_gamma"] > 0 else 0)
+        # the same formula as training_loop.py's (lr * c, betas ** c for the lazy regularisers)
+        self.opt_G, self.opt_D = lazy_adams(self.G, self.D, cfg)
         self.order = torch.Generator().manual_seed(0)
 
     def _phase(self, name, module, opt, real, c, z):

@@ -144,8 +144,10 @@ def main(argv=None) -> int:
     p.add_argument("--noto-all", action="store_true",
                    help="instead write every Noto colour bitmap to OUT/noto_all/ (StyleGAN2 training data)")
     a = p.parse_args(argv)
+    fill = a.fill or a.size * 7 // 8
+    if not 8 <= a.size <= 1024 or not 1 <= fill <= a.size:
+        p.error(f"need 8 <= --size <= 1024 and 1 <= --fill <= --size (got {a.size}, {fill})")
     if a.noto_all:
-        fill = a.fill or a.size * 7 // 8
         folder = a.out / "noto_all"
         folder.mkdir(parents=True, exist_ok=True)
         n = 0
@@ -158,9 +160,6 @@ def main(argv=None) -> int:
         names = before_after(a.before_after[0], a.out, a.before_after[1])
         print(f"{a.before_after[1]}: {len(names)} held-out emojis")
         return 0
-    fill = a.fill or a.size * 7 // 8
-    if not 8 <= a.size <= 1024 or not 1 <= fill <= a.size:
-        p.error(f"need 8 <= --size <= 1024 and 1 <= --fill <= --size (got {a.size}, {fill})")
     if not a.noto_font.is_file():
         p.error(f"{a.noto_font} not found: apt-get install fonts-noto-color-emoji (or pass --noto-font)")
     om_path = a.openmoji_font or openmoji_font()

@@ -72,22 +72,21 @@ def _pad(padding: str, p: int) -> list[nn.Module]:
 # ------------------------------------------------------------------------ fast CPU inference
 
 
-def _winograd_matrices(m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """B^T, G, A^T of F(m x m, 3 x 3) (Lavin & Gray 2016), interpolation points 0, +-1, +-2, inf."""
-    f64 = torch.float64
-    if m == 2:
-        BT = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-        G = [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]
-        AT = [[1, 1, 1, 0], [0, 1, -1, -1]]
-    elif m == 4:
-        BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
-              [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
-        G = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
-             [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
-        AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
-    else:
-        raise ValueError(f"Winograd tile size m must be 2 or 4, not {m}")
-    return torch.tensor(BT, dtype=f64), torch.tensor(G, dtype=f64), torch.tensor(AT, dtype=f64)
+def _winograd_matrices() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B^T, G, A^T of F(4x4, 3x3) (Lavin & Gray 2016), interpolation points 0, +-1, +-2, inf."""
+    BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+          [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+    G = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+         [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+    AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    return tuple(torch.tensor(t, dtype=torch.float64) for t in (BT, G, AT))
+
+
+def winograd_applies(conv: nn.Module) -> bool:
+    """A plain 3x3, stride-1, ungrouped nn.Conv2d with numeric zero padding: what Winograd3x3 replaces."""
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str))
 
 
 class Winograd3x3(nn.Module):
@@ -99,13 +98,14 @@ class Winograd3x3(nn.Module):
     the direct convolution by float rounding of the transforms (about 1e-5 of the output's scale).
     Output is channels-last, the layout the transforms produce."""
 
-    def __init__(self, conv: nn.Conv2d, m: int = 4):
+    m, a = 4, 6  # output and input tile sides
+
+    def __init__(self, conv: nn.Conv2d):
         super().__init__()
-        if (conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1
-                or conv.padding_mode != "zeros" or isinstance(conv.padding, str)):
+        if not winograd_applies(conv):
             raise ValueError(f"Winograd3x3 takes a plain 3x3 stride-1 convolution, not {conv}")
-        BT, G, AT = _winograd_matrices(m)
-        self.m, self.a, self.pad = m, m + 2, tuple(conv.padding)
+        BT, G, AT = _winograd_matrices()
+        self.pad = tuple(conv.padding)
         w = conv.weight.detach().to(torch.float64)
         U = torch.einsum("ik,ockl,jl->ijco", G, w, G)  # G g G^T for every (c_in, c_out) pair
         self.register_buffer("U", U.reshape(self.a ** 2, w.shape[1], w.shape[0]).to(conv.weight.dtype))
@@ -142,8 +142,7 @@ def inference_copy(T: nn.Module) -> nn.Module:
     fast = copy.deepcopy(T).eval()
     for mod in list(fast.modules()):
         for name, child in mod.named_children():
-            if (type(child) is nn.Conv2d and child.kernel_size == (3, 3) and child.stride == (1, 1)
-                    and child.dilation == (1, 1) and child.groups == 1 and child.padding_mode == "zeros"):
+            if winograd_applies(child):
                 setattr(mod, name, Winograd3x3(child))
     return fast.to(memory_format=torch.channels_last)
 

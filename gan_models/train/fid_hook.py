@@ -73,8 +73,12 @@ class FIDHook:
         with open(self.out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps({k: res[k] for k in ("kimg", "fid", "kid", "kid_std", "num_gen", "num_real",
                                                      "seconds", "best")}) + "\n")
-        self.next_kimg = (math.floor(float(kimg) / self.every_kimg + _EPS) + 1) * self.every_kimg
+        self.schedule_after(kimg)
         return res
+
+    def schedule_after(self, kimg: float) -> None:
+        """The next measurement at the first multiple of every_kimg past `kimg`."""
+        self.next_kimg = (math.floor(float(kimg) / self.every_kimg + _EPS) + 1) * self.every_kimg
 
     # kept in the training snapshot so a resumed run neither re-measures nor forgets its best
     def state_dict(self) -> dict:

@@ -289,7 +289,7 @@ class Trainer(snapshot.Resumable):
         if self.fid is not None and self._fid_state:
             self.fid.load_state_dict(self._fid_state)
             if self._fid_state.get("every_kimg") != self.fid.every_kimg:  # --fid-every changed on resume
-                self.fid.next_kimg = (math.floor(self.kimg / self.fid.every_kimg + 1e-6) + 1) * self.fid.every_kimg
+                self.fid.schedule_after(self.kimg)
         if self.fid is not None:
             self._adopt_best_file()
 

@@ -234,6 +234,17 @@ def _meta(G: nn.Module, cfg: dict) -> dict:
 # ------------------------------------------------------------------------------------------------
 # The training step
 
+def lazy_adams(G: nn.Module, D: nn.Module, cfg: dict) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for G and D under lazy regularisation, as NVlabs' training loop: a net whose penalty runs
+    every k steps gets lr * c and betas ** c, c = k / (k + 1), since Adam sees fewer, larger steps."""
+    def adam(module, interval):
+        c = interval / (interval + 1) if interval else 1.0
+        b1, b2 = cfg["betas"]
+        return torch.optim.Adam(module.parameters(), lr=cfg["lr"] * c, betas=(b1 ** c, b2 ** c), eps=1e-8)
+    return (adam(G, cfg["pl_interval"] if cfg["pl_weight"] > 0 else 0),
+            adam(D, cfg["r1_interval"] if cfg["r1_gamma"] > 0 else 0))
+
+
 @dataclass
 class _Inputs:
     """Generator inputs drawn for the whole global batch (rows are sliced per micro-batch)."""
@@ -275,13 +286,7 @@ class StyleGAN2Step:
         if self.channels_last:
             self.D.to(memory_format=torch.channels_last)
 
-        # lazy regularisation: Adam sees fewer, larger regulariser steps
-        def adam(module, interval):
-            c = interval / (interval + 1) if interval else 1.0
-            b1, b2 = cfg["betas"]
-            return torch.optim.Adam(module.parameters(), lr=cfg["lr"] * c, betas=(b1 ** c, b2 ** c), eps=1e-8)
-        tr.opt_G = adam(self.G, cfg["pl_interval"] if cfg["pl_weight"] > 0 else 0)
-        tr.opt_D = adam(self.D, cfg["r1_interval"] if cfg["r1_gamma"] > 0 else 0)
+        tr.opt_G, tr.opt_D = lazy_adams(self.G, self.D, cfg)
 
         aug = tr.augment
         if not isinstance(aug, augment_mod.Identity):
