@@ -1,4 +1,6 @@
-"""torchrun with 2 gloo ranks on CPU against one process with the whole batch.
+"""torchrun with 2 gloo ranks on CPU against one process with the whole batch, for StyleGAN2 (its
+own step: accumulation rounds, lazy R1 and path length) and DCGAN (the generator's BatchNorm over
+the global batch through CrossRankBatchNorm2d, mode seeking's global means).
 
 Tolerance, and why: the two runs see the same images, latents, noise and augmentation (all drawn
 for the global batch and sliced per rank, see distributed.py), the same minibatch-stddev groups and
@@ -25,10 +27,16 @@ from gan_models.train import TrainConfig, Trainer, distributed, snapshot
 import _nets
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--arch", "stylegan2", "--resolution", "16", "--channels", "1", "--batch", "8", "--z-dim", "16",
-        "--w-dim", "16", "--map-layers", "2", "--cbase", "128", "--cmax", "16", "--aug", "diffaug", "--mirror",
-        "--r1-interval", "2", "--pl-weight", "1", "--pl-interval", "2", "--threads", "1", "--no-progress",
-        "--log-every", "1", "--sample-every", "0", "--snapshot-every", "2", "--seed", "4"]
+COMMON = ["--resolution", "16", "--channels", "1", "--z-dim", "16", "--threads", "1", "--no-progress",
+          "--log-every", "1", "--sample-every", "0", "--snapshot-every", "2", "--seed", "4"]
+ARGS = {
+    "stylegan2": ["--arch", "stylegan2", "--batch", "8", "--w-dim", "16", "--map-layers", "2", "--cbase", "128",
+                  "--cmax", "16", "--aug", "diffaug", "--mirror", "--r1-interval", "2", "--pl-weight", "1",
+                  "--pl-interval", "2", *COMMON],
+    # 16 = 2 ranks x 8: whole minibatch-stddev groups of 4 and mode-seeking pairs on each rank
+    "dcgan": ["--arch", "dcgan", "--batch", "16", "--ngf", "8", "--ndf", "8", "--augment", "translation",
+              "--mode-seeking", "0.5", *COMMON],
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +44,20 @@ def data(tmp_path_factory):
     return _nets.digit_class_folders(tmp_path_factory.mktemp("digits"), 3, 8, "c")
 
 
-def torchrun(data, out, steps, *extra):
+def torchrun(arch, data, out, steps, *extra):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "gan_models.train", "--data", str(data), "--out", str(out), "--steps", str(steps), *ARGS, *extra]
+           "-m", "gan_models.train", "--data", str(data), "--out", str(out), "--steps", str(steps), *ARGS[arch],
+           *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
 
-def single(data, out, steps, *extra):
+def single(arch, data, out, steps, *extra):
     from gan_models.train.__main__ import parse
-    return Trainer(parse(["--data", str(data), "--out", str(out), "--steps", str(steps), *ARGS, *extra])).run()
+    return Trainer(parse(["--data", str(data), "--out", str(out), "--steps", str(steps), *ARGS[arch],
+                          *extra])).run()
 
 
 def log(run):
@@ -73,15 +83,20 @@ def assert_close_runs(a_dir, b_dir):
                 assert rb[key] == pytest.approx(ra[key], rel=1e-5, abs=1e-7), (ra["step"], key)
 
 
+@pytest.fixture(scope="module", params=sorted(ARGS))
+def arch(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def one_process(data, tmp_path_factory):
+def one_process(arch, data, tmp_path_factory):
     out = tmp_path_factory.mktemp("one")
-    single(data, out, 4)
+    single(arch, data, out, 4)
     return out
 
 
-def test_two_ranks_match_one_process(data, one_process, tmp_path):
-    r = torchrun(data, tmp_path, 4)
+def test_two_ranks_match_one_process(arch, data, one_process, tmp_path):
+    r = torchrun(arch, data, tmp_path, 4)
     assert (tmp_path / "generator.safetensors").is_file()
     assert_close_runs(one_process, tmp_path)
     # rank 0 alone writes: one log line per step, not two
@@ -90,20 +105,20 @@ def test_two_ranks_match_one_process(data, one_process, tmp_path):
     assert "error" not in r.stderr.lower()
 
 
-def test_resume_with_another_world_size(data, one_process, tmp_path):
+def test_resume_with_another_world_size(arch, data, one_process, tmp_path):
     """2 steps on 2 ranks, then the rest in one process: the same run."""
-    torchrun(data, tmp_path, 2)
+    torchrun(arch, data, tmp_path, 2)
     assert [s for s, _ in snapshot.list_snapshots(tmp_path)] == [2]
-    single(data, tmp_path, 4, "--resume")
+    single(arch, data, tmp_path, 4, "--resume")
     assert_close_runs(one_process, tmp_path)
 
 
-def test_dcgan_refuses_several_ranks(data, tmp_path, monkeypatch):
-    class TwoRanks(distributed.Dist):
+def test_dcgan_batch_must_split_over_ranks(data, tmp_path, monkeypatch):
+    class ThreeRanks(distributed.Dist):
         def broadcast_module(self, module):
             pass
 
-    monkeypatch.setattr(distributed, "from_env", lambda device: TwoRanks(rank=0, world=2))
-    with pytest.raises(ValueError, match="one process only"):
-        Trainer(TrainConfig(arch="dcgan", data=str(data), out=str(tmp_path), resolution=8, batch=4,
+    monkeypatch.setattr(distributed, "from_env", lambda device: ThreeRanks(rank=0, world=3))
+    with pytest.raises(ValueError, match="--batch 8 does not split over 3 processes"):
+        Trainer(TrainConfig(arch="dcgan", data=str(data), out=str(tmp_path), resolution=8, batch=8,
                             progress=False))

@@ -13,6 +13,7 @@ from PIL import Image
 import gan_models
 from gan_models.train import TrainConfig, Trainer, snapshot
 from gan_models.train import augment
+from gan_models.train.losses import AUGMENTS
 from gan_models.train.stylegan2 import Conv2dLayer, Discriminator, MinibatchStdLayer
 import _nets
 
@@ -99,6 +100,23 @@ def test_augmentation_is_differentiable_and_split_invariant(name):
     assert full.shape == x.shape and not torch.allclose(full, x)
     (g,) = torch.autograd.grad(full.square().sum(), x)
     assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["translation", "diffaug", "ada"])
+def test_augmentation_of_strided_rows_matches_the_global_batch(name):
+    """DCGAN ranks hold every world-th row (Dist.shard): each image keeps its own augmentation."""
+    if name == "translation":
+        pipe = AUGMENTS[name]
+    else:
+        pipe = augment.build(name, batch=8)
+        pipe.p = 0.8 if name == "ada" else pipe.p
+    x = torch.rand(8, 1, 16, 16) * 2 - 1
+    full = pipe(x, gen=torch.Generator().manual_seed(7))
+    for rank in range(2):
+        rows = slice(rank, None, 2)
+        part = pipe(x[rows], gen=torch.Generator().manual_seed(7), total=8, offset=rows)
+        torch.testing.assert_close(part, full[rows], atol=1e-6, rtol=0)
+    assert not torch.allclose(full, x)
 
 
 def test_ada_p_zero_is_identity_and_p_follows_the_heuristic():

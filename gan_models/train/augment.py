@@ -21,8 +21,9 @@ Two pipelines, chosen with ``--aug``:
   parameter distribution is symmetric, so the sampling matrix is itself a draw of the transform.
 
 Random draws: every call draws parameters for the *whole* global batch (`total` images) from the
-generator it is given and uses rows [offset, offset + n), so an image gets the same augmentation
-whichever rank or accumulation round processes it, and the draws never depend on the world size.
+generator it is given and uses rows [offset, offset + n) (or the rows of `offset` where it is a slice:
+DCGAN ranks take every world-th row), so an image gets the same augmentation whichever rank or
+accumulation round processes it, and the draws never depend on the world size.
 """
 from __future__ import annotations
 
@@ -32,8 +33,12 @@ import torch
 import torch.nn.functional as F
 
 
-def _rows(t: torch.Tensor, offset: int, n: int, device) -> torch.Tensor:
-    return t[offset:offset + n].to(device)
+def row_slice(offset: int | slice, n: int) -> slice:
+    return offset if isinstance(offset, slice) else slice(offset, offset + n)
+
+
+def _rows(t: torch.Tensor, offset: int | slice, n: int, device) -> torch.Tensor:
+    return t[row_slice(offset, n)].to(device)
 
 
 class Identity:
@@ -167,7 +172,7 @@ class AdaptiveAugment(Identity):
         sat = torch.where(on[:, 9], torch.exp2(g[:, 6] * 1.0), one)
         geometric = on[:, :7].any(dim=1)
 
-        sl = slice(offset, offset + n)
+        sl = row_slice(offset, n)
         if bool(geometric[sl].any()):
             a = rot90[sl] + rot[sl]
             cos, sin = torch.cos(a), torch.sin(a)

@@ -91,12 +91,19 @@ class TrainConfig:
         return cfg
 
 
-def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5, reduce=None) -> torch.Tensor:
     """Mode-seeking regularisation (Mao et al., CVPR 2019): pairs (first half, second half of the
     batch, same labels) whose images are close while their z's are far are penalised, which fights
-    a conditional generator's collapse to a few prototypes per class. 1 / (ratio + eps) as in MSGAN."""
+    a conditional generator's collapse to a few prototypes per class. 1 / (ratio + eps) as in MSGAN.
+    `reduce` (a gradient-carrying sum over ranks) makes both means those of the global batch."""
     h = z.shape[0] // 2
-    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    dfake, dz = (fake[:h] - fake[h:2 * h]).abs(), (z[:h] - z[h:2 * h]).abs()
+    sums = torch.stack([dfake.sum(), dz.sum().to(dfake.dtype),
+                        torch.tensor(float(dfake.numel()), dtype=dfake.dtype, device=dfake.device),
+                        torch.tensor(float(dz.numel()), dtype=dfake.dtype, device=dfake.device)])
+    if reduce is not None:
+        sums = reduce(sums)
+    ratio = (sums[0] / sums[2]) / (sums[1] / sums[3])
     return 1.0 / (ratio + eps)
 
 
@@ -216,9 +223,10 @@ class Trainer(snapshot.Resumable):
         make_step = getattr(self.recipe, "make_step", None)
         self.stepper = make_step(self) if make_step is not None else None
         if self.stepper is None:
-            if self.dist.world > 1:
-                raise ValueError(f"--arch {tc.arch} trains in one process only (its generator's BatchNorm "
-                                 f"statistics would differ per rank); under torchrun use --arch stylegan2")
+            if tc.batch % self.dist.world:
+                raise ValueError(f"--batch {tc.batch} does not split over {self.dist.world} processes")
+            # the generator's BatchNorm normalises over the global batch, as in one process
+            distributed.cross_rank_batchnorm(self.G, self.dist)
             if self.cfg["precision"] not in ("fp32", "bf16"):
                 raise ValueError(f"--arch {tc.arch} supports --precision fp32 or bf16, not "
                                  f"{self.cfg['precision']!r}")
@@ -337,42 +345,54 @@ class Trainer(snapshot.Resumable):
             return self._dcgan_step()
 
     def _dcgan_step(self) -> dict:
-        cfg, dev, c_dim = self.cfg, self.device, self.cfg["c_dim"]
-        x, y = self.ds.batch(self.order.next())
+        cfg, dev, c_dim, dist = self.cfg, self.device, self.cfg["c_dim"], self.dist
+        # every rank draws the whole batch's data and noise and keeps its rows (distributed.py), so
+        # the run is the same on any number of ranks; losses are scaled to the global mean
+        B, mine = self.tc.batch, dist.shard()
+        share = 1.0 / dist.world
+        x, y = self.ds.batch(self.order.next()[mine])
         x = x.to(dev)
-        n = x.shape[0]
         y = y.to(dev) if y is not None else None
 
         # D: real vs fake, fakes asked for the real batch's labels (so both sides share one class mix)
-        z = torch.randn(n, cfg["z_dim"], generator=self.noise).to(dev)
+        z = torch.randn(B, cfg["z_dim"], generator=self.noise)[mine].to(dev)
         with torch.no_grad():
             fake = self.G(z, one_hot(y, c_dim))
-        real_logits = self.D(self.augment(x, gen=self.noise), y)
-        fake_logits = self.D(self.augment(fake, gen=self.noise), y)
+        real_logits = self.D(self.augment(x, gen=self.noise, total=B, offset=mine), y)
+        fake_logits = self.D(self.augment(fake, gen=self.noise, total=B, offset=mine), y)
         loss_d = d_loss(cfg["loss"], real_logits, fake_logits)
         if hasattr(self.augment, "observe"):  # ADA's overfitting heuristic reads D(real)
             self.augment.observe(real_logits)
         self.opt_D.zero_grad(set_to_none=True)
-        loss_d.backward()
+        (loss_d * share).backward()
+        if dist.active:
+            dist.sync_grads(self.D.parameters(), nan_to_num=False)
         self.opt_D.step()
 
         # G: fresh z, uniform labels so rare classes get as many G updates as common ones
-        z = torch.randn(n, cfg["z_dim"], generator=self.noise).to(dev)
+        z = torch.randn(B, cfg["z_dim"], generator=self.noise)[mine].to(dev)
         ms = cfg.get("mode_seeking", 0.0)
         if ms and c_dim:
             # mode seeking pairs two z's under one label, so each label is drawn once per pair
-            yg = torch.randint(0, c_dim, (n // 2,), generator=self.noise).to(dev).repeat(2)
-            if n % 2:
+            yg = torch.randint(0, c_dim, (B // 2,), generator=self.noise).repeat(2)
+            if B % 2:
                 yg = torch.cat([yg, yg[:1]])
+            yg = yg[mine].to(dev)
         else:
-            yg = torch.randint(0, c_dim, (n,), generator=self.noise).to(dev) if c_dim else None
+            yg = torch.randint(0, c_dim, (B,), generator=self.noise)[mine].to(dev) if c_dim else None
         fake = self.G(z, one_hot(yg, c_dim))
         self.D.requires_grad_(False)
-        loss_g = g_loss(cfg["loss"], self.D(self.augment(fake, gen=self.noise), yg))
+        loss_g = g_loss(cfg["loss"], self.D(self.augment(fake, gen=self.noise, total=B, offset=mine), yg))
+        total_g = loss_g * share
         if ms:
-            loss_g = loss_g + ms * mode_seeking_penalty(z, fake)
+            # the penalty is already a global-batch value on every rank; its gradient is summed back
+            ms_term = ms * mode_seeking_penalty(z, fake, reduce=dist.all_reduce_sum_grad if dist.active else None)
+            loss_g = loss_g + ms_term
+            total_g = total_g + ms_term * share
         self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
+        total_g.backward()
+        if dist.active:
+            dist.sync_grads(self.G.parameters(), nan_to_num=False)
         self.opt_G.step()
         self.D.requires_grad_(True)
 
@@ -382,8 +402,10 @@ class Trainer(snapshot.Resumable):
         if hasattr(self.augment, "step"):
             self.augment.step()
         self.step += 1
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": real_logits.mean().item(), "d_fake": fake_logits.mean().item()}
+        stats = torch.stack([loss_d.detach(), loss_g.detach(), real_logits.detach().mean(),
+                             fake_logits.detach().mean()]).double().cpu()
+        stats = dist.all_reduce_sum(stats) / dist.world  # equal shards: the mean of rank means
+        return dict(zip(("loss_d", "loss_g", "d_real", "d_fake"), stats.tolist()))
 
     @property
     def kimg(self) -> float:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .augment import row_slice
+
 
 def d_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     if kind == "hinge":
@@ -26,16 +28,21 @@ def g_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown loss {kind!r}; use 'hinge' or 'logistic'")
 
 
-def translate(x: torch.Tensor, ratio: float = 0.125, gen: torch.Generator | None = None) -> torch.Tensor:
+def translate(x: torch.Tensor, ratio: float = 0.125, gen: torch.Generator | None = None,
+              total: int | None = None, offset: int | slice = 0) -> torch.Tensor:
     """DiffAugment's translation (Zhao et al. 2020): shift each image by up to ratio * size pixels,
     filling with the background value -1. Applied to real and fake alike, and differentiable, so D
-    cannot memorise exact pixel positions and G still gets gradients through it."""
+    cannot memorise exact pixel positions and G still gets gradients through it. Shifts are drawn
+    for `total` images and x takes the rows `offset` names (see augment.py)."""
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     if not (sh or sw):
         return x
-    dy = torch.randint(-sh, sh + 1, (n,), generator=gen)
-    dx = torch.randint(-sw, sw + 1, (n,), generator=gen)
+    total = n if total is None else total
+    dy = torch.randint(-sh, sh + 1, (total,), generator=gen)
+    dx = torch.randint(-sw, sw + 1, (total,), generator=gen)
+    sel = row_slice(offset, n)
+    dy, dx = dy[sel], dx[sel]
     padded = F.pad(x, (sw, sw, sh, sh), value=-1.0)
     iy = (torch.arange(h)[None, :] + sh - dy[:, None]).to(x.device)  # [n, h]
     ix = (torch.arange(w)[None, :] + sw - dx[:, None]).to(x.device)  # [n, w]
@@ -43,4 +50,8 @@ def translate(x: torch.Tensor, ratio: float = 0.125, gen: torch.Generator | None
     return rows.gather(3, ix[:, None, None, :].expand(-1, x.shape[1], h, -1))
 
 
-AUGMENTS = {"none": lambda x, gen=None: x, "translation": translate}
+def _identity(x, gen=None, total=None, offset=0):
+    return x
+
+
+AUGMENTS = {"none": _identity, "translation": translate}
