@@ -116,9 +116,7 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
     SyncBatchNorm does the same on GPUs only; this one runs on gloo too. Same parameters and
     buffers as BatchNorm2d, so state dicts and exports are unchanged."""
 
-    def __init__(self, *args, group: Dist | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.group = group or Dist()
+    group = Dist()  # one process; cross_rank_batchnorm sets the run's group on each layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.group.active):

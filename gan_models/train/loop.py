@@ -365,8 +365,7 @@ class Trainer(snapshot.Resumable):
             self.augment.observe(real_logits)
         self.opt_D.zero_grad(set_to_none=True)
         (loss_d * share).backward()
-        if dist.active:
-            dist.sync_grads(self.D.parameters(), nan_to_num=False)
+        dist.sync_grads(self.D.parameters(), nan_to_num=False)  # no-op in one process
         self.opt_D.step()
 
         # G: fresh z, uniform labels so rare classes get as many G updates as common ones
@@ -386,13 +385,12 @@ class Trainer(snapshot.Resumable):
         total_g = loss_g * share
         if ms:
             # the penalty is already a global-batch value on every rank; its gradient is summed back
-            ms_term = ms * mode_seeking_penalty(z, fake, reduce=dist.all_reduce_sum_grad if dist.active else None)
+            ms_term = ms * mode_seeking_penalty(z, fake, reduce=dist.all_reduce_sum_grad)
             loss_g = loss_g + ms_term
             total_g = total_g + ms_term * share
         self.opt_G.zero_grad(set_to_none=True)
         total_g.backward()
-        if dist.active:
-            dist.sync_grads(self.G.parameters(), nan_to_num=False)
+        dist.sync_grads(self.G.parameters(), nan_to_num=False)  # no-op in one process
         self.opt_G.step()
         self.D.requires_grad_(True)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .augment import row_slice
+from .augment import Identity, row_slice
 
 
 def d_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -50,8 +50,4 @@ def translate(x: torch.Tensor, ratio: float = 0.125, gen: torch.Generator | None
     return rows.gather(3, ix[:, None, None, :].expand(-1, x.shape[1], h, -1))
 
 
-def _identity(x, gen=None, total=None, offset=0):
-    return x
-
-
-AUGMENTS = {"none": _identity, "translation": translate}
+AUGMENTS = {"none": Identity(), "translation": translate}
