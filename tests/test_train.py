@@ -303,3 +303,11 @@ def test_lr_decay_reaches_schedule_and_resumes_onto_it(digits_folder, tmp_path):
     a, b = _all_states(tmp_path / "a"), _all_states(tmp_path / "b")
     for key in ("G", "D", "G_ema"):
         _assert_same(a[key], b[key], key)
+
+
+@pytest.mark.parametrize("keep, left", [(2, [4, 3]), (1, [4]), (0, [4, 3, 2, 1])])
+def test_keep_snapshots(tmp_path, keep, left):
+    # keep=0 means all: it must never delete the snapshot it has just written
+    for step in range(1, 5):
+        snapshot.save(tmp_path, step, {"step": step}, keep=keep)
+    assert [s for s, _ in snapshot.list_snapshots(tmp_path)] == left

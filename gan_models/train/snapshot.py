@@ -58,6 +58,8 @@ def list_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
 def save(run_dir: Path, step: int, state: dict, keep: int = 2) -> Path:
     path = path_for(run_dir, step)
     atomic_write_bytes(path, lambda tmp: torch.save(state, tmp))
+    if keep <= 0:  # keep all: a slice [0:] would delete the snapshot just written, and resume with it
+        return path
     for _, old in list_snapshots(run_dir)[keep:]:
         old.unlink(missing_ok=True)
     return path
