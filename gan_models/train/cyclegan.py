@@ -604,7 +604,8 @@ def parse(argv=None) -> CycleConfig:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: never)")
     p.add_argument("--snapshot-every", type=int, default=1000, help="steps between snapshots (0: only at the end)")
-    p.add_argument("--keep-snapshots", type=int, default=2)
+    p.add_argument("--keep-snapshots", type=int, default=2,
+                   help="newest snapshots kept on disk (0: all; default 2)")
     p.add_argument("--log-every", type=int, default=100,
                    help="steps between log lines (RUN_DIR/log.jsonl and stderr; 0: none)")
     p.add_argument("--progress", action="store_true", help="a tqdm bar instead of log lines on stderr")
