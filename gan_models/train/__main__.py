@@ -9,7 +9,7 @@ from .data import DataError
 from .loop import TrainConfig, Trainer, command_line
 from .nets import RECIPES
 from .losses import AUGMENTS
-from . import augment, stylegan2
+from . import augment, snapshot, stylegan2
 
 
 def parse(argv=None) -> TrainConfig:
@@ -33,10 +33,7 @@ def parse(argv=None) -> TrainConfig:
     p.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="Adam betas (default 0.5 0.999)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: never)")
-    p.add_argument("--snapshot-every", type=int, default=1000, help="steps between snapshots (0: only at the end)")
-    p.add_argument("--keep-snapshots", type=int, default=2,
-                   help="newest snapshots kept on disk (0: all; default 2)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete snapshot in --out")
+    snapshot.add_arguments(p)
     p.add_argument("--z-dim", type=int)
     p.add_argument("--ngf", type=int, help="generator base width (dcgan default 64)")
     p.add_argument("--ndf", type=int, help="discriminator base width (dcgan default 32)")

@@ -603,13 +603,10 @@ def parse(argv=None) -> CycleConfig:
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips of training images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: never)")
-    p.add_argument("--snapshot-every", type=int, default=1000, help="steps between snapshots (0: only at the end)")
-    p.add_argument("--keep-snapshots", type=int, default=2,
-                   help="newest snapshots kept on disk (0: all; default 2)")
+    snapshot.add_arguments(p)
     p.add_argument("--log-every", type=int, default=100,
                    help="steps between log lines (RUN_DIR/log.jsonl and stderr; 0: none)")
     p.add_argument("--progress", action="store_true", help="a tqdm bar instead of log lines on stderr")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete snapshot in --out")
     p.add_argument("--export-dtype", default="float32", choices=("float32", "float16"),
                    help="storage dtype of the exported translators (float16 halves the file)")
     p.add_argument("--device", default="cpu")

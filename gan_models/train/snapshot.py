@@ -55,6 +55,14 @@ def list_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
+def add_arguments(p) -> None:
+    """The snapshot options, shared by both trainers' command lines so they mean the same in each."""
+    p.add_argument("--snapshot-every", type=int, default=1000, help="steps between snapshots (0: only at the end)")
+    p.add_argument("--keep-snapshots", type=int, default=2,
+                   help="newest snapshots kept on disk (0: all; default 2)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete snapshot in --out")
+
+
 def save(run_dir: Path, step: int, state: dict, keep: int = 2) -> Path:
     path = path_for(run_dir, step)
     atomic_write_bytes(path, lambda tmp: torch.save(state, tmp))
