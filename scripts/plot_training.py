@@ -3,7 +3,7 @@
     python scripts/plot_training.py RUN_DIR/log.jsonl OUT.png [--metrics RUN_DIR/metrics.jsonl] [--smooth 20]
 
 Panels: D and G losses against kimg (raw, faint, and a running mean); the regularisers (R1, path
-length) when logged; the augmentation probability p and ADA's r_t when present; FID when the log
+length) when logged; ADA's augmentation probability p and r_t when p moves; FID when the log
 rows carry `fid` or a metrics.jsonl (FIDHook's) lies beside the log. A resumed run repeats the
 steps after its snapshot; the last line for a step is the one kept. Needs matplotlib.
 """
@@ -66,7 +66,9 @@ def plot(log: Path, out: Path, metrics: Path | None = None, smooth: int = 20, ti
         m = [r for r in read_jsonl(metrics) if "fid" in r]
         fid = ([r["kimg"] for r in m], [r["fid"] for r in m])
     has_reg = any(k in r for r in rows for k in ("r1", "pl"))
-    has_aug = any(r.get("aug_p") for r in rows) or any("ada_rt" in r for r in rows)
+    # DiffAugment logs p = 1 throughout: a flat line says nothing the command does not, so only a p that
+    # moves (ADA) or ADA's r_t earns the panel
+    has_aug = len({r["aug_p"] for r in rows if r.get("aug_p") is not None}) > 1 or any("ada_rt" in r for r in rows)
     panels = ["loss"] + (["reg"] if has_reg else []) + (["aug"] if has_aug else []) + (["fid"] if fid[0] else [])
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels) + 0.6), sharex=True, squeeze=False)
     axes = axes[:, 0]

@@ -272,13 +272,19 @@ def test_bad_options(digits3, tmp_path):
                             precision="fp16", progress=False))
 
 
-def test_plot_training_draws_the_log(trained, tmp_path):
+def plot_training():
+    """scripts/plot_training.py as a module (scripts/ is no package)."""
     pytest.importorskip("matplotlib", reason="scripts/plot_training.py needs matplotlib (optional)")
     import importlib.util
     spec = importlib.util.spec_from_file_location("plot_training", Path(__file__).resolve().parents[1]
                                                   / "scripts" / "plot_training.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_plot_training_draws_the_log(trained, tmp_path):
+    mod = plot_training()
     out, _ = trained
     log = tmp_path / "log.jsonl"
     # a resumed run's repeated step and a line cut short by a kill
@@ -291,3 +297,16 @@ def test_plot_training_draws_the_log(trained, tmp_path):
     with Image.open(png) as im:
         # loss, regulariser, augmentation and FID panels stacked
         assert im.size[0] > 600 and im.size[1] > 4 * 250
+
+
+def test_plot_training_leaves_out_a_constant_augmentation_p(tmp_path):
+    mod = plot_training()
+    rows = [{"step": s, "kimg": s * 0.016, "loss_d": 1.0, "loss_g": 1.5, "r1": 0.5} for s in range(1, 5)]
+    heights = {}
+    for name, p in (("diffaug", [1.0] * 4), ("ada", [0.0, 0.1, 0.2, 0.3])):
+        log = tmp_path / f"{name}.jsonl"
+        log.write_text("".join(json.dumps({**r, "aug_p": q}) + "\n" for r, q in zip(rows, p)))
+        with Image.open(mod.plot(log, tmp_path / f"{name}.png")) as im:
+            heights[name] = im.size[1]
+    # loss and regulariser panels for DiffAugment's p = 1 throughout; a third for ADA's moving p
+    assert heights["ada"] - heights["diffaug"] > 200
