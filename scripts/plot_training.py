@@ -68,7 +68,7 @@ def plot(log: Path, out: Path, metrics: Path | None = None, smooth: int = 20, ti
     has_reg = any(k in r for r in rows for k in ("r1", "pl"))
     # DiffAugment logs p = 1 throughout: a flat line says nothing the command does not, so only a p that
     # moves (ADA) or ADA's r_t earns the panel
-    has_aug = len({r["aug_p"] for r in rows if r.get("aug_p") is not None}) > 1 or any("ada_rt" in r for r in rows)
+    has_aug = len(set(series(rows, "aug_p")[1])) > 1 or any("ada_rt" in r for r in rows)
     panels = ["loss"] + (["reg"] if has_reg else []) + (["aug"] if has_aug else []) + (["fid"] if fid[0] else [])
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels) + 0.6), sharex=True, squeeze=False)
     axes = axes[:, 0]
