@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from . import latents as L
+from . import devices, latents as L
 from .checkpoint import CheckpointError
 
 
@@ -23,12 +23,14 @@ def require_generator(G) -> None:
                          "noise-to-image generator: use it with GANStyleTransfer")
 
 
-def fast_synthesis_kwargs(G, device: torch.device) -> dict:
+def fast_synthesis_kwargs(G, device: torch.device, dtype: torch.dtype = torch.float32) -> dict:
     """On the CPU, StyleGAN2's shared-kernel channels_last path runs about 1.5x faster than the
-    per-sample grouped convolution (bench/bench_stylegan2.py) and agrees with it to ~1e-5. The
-    conformance tests call G directly and keep NVlabs' bit-exact default."""
+    per-sample grouped convolution (bench/bench_stylegan2.py) and agrees with it to ~1e-5. It is
+    written for float32 (its demodulation matmul mixes float32 styles with the weights), so a
+    generator loaded in half precision takes NVlabs' path. The conformance tests call G directly
+    and keep NVlabs' bit-exact default."""
     synthesis = getattr(G, "synthesis", None)
-    if device.type != "cpu" or synthesis is None:
+    if device.type != "cpu" or dtype != torch.float32 or synthesis is None:
         return {}
     params = inspect.signature(synthesis.forward).parameters
     return {"fused_modconv": False, "channels_last": True} if "channels_last" in params else {}
@@ -51,7 +53,7 @@ def synthesize(G, lat: L.Latent, truncation_psi: float = 1.0, truncation_cutoff:
             raise ValueError("style mixing needs a style-based generator (StyleGAN)")
         mix_with.check_fits(G)
     p = next(G.parameters())
-    fast = fast_synthesis_kwargs(G, p.device)
+    fast = fast_synthesis_kwargs(G, p.device, p.dtype)
     n, out = len(lat), []
     for start in range(0, n, max(1, chunk)):
         if check_interrupt:
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
     p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
     p.add_argument("--out", default="grid.png", help="output picture (default grid.png)")
     p.add_argument("--nrow", type=int, default=None, help="images per row")
-    p.add_argument("--device", default="cpu")
+    devices.add_argument(p)
     p.add_argument("--batch", type=int, default=16, help="images per forward pass")
     a = p.parse_args(argv)
     try:
