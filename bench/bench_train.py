@@ -1,6 +1,6 @@
 """Training speed in kimg/s (thousands of real images per second) of gan_models.train, side by side:
-eager fp32, bf16 autocast, and fp32 with channels_last, for DCGAN 64 px, StyleGAN2 64 px and
-StyleGAN2 256 px.
+eager fp32, bf16 autocast, and fp32 with channels_last (on a GPU also fp16 autocast and TF32), for
+DCGAN 64 px, StyleGAN2 64 px and StyleGAN2 256 px.
 
     python bench/bench_train.py [--device cpu|cuda] [--steps 3] [--batch 16] [--full-width]
                                 [--upstream /path/to/stylegan2-ada-pytorch]
@@ -40,6 +40,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from gan_models import devices  # noqa: E402
 from gan_models.train import TrainConfig, Trainer  # noqa: E402
 from gan_models.train.loop import hardware  # noqa: E402
 
@@ -121,11 +122,13 @@ class UpstreamStep:
 
 
 MODES = {"fp32": dict(), "bf16": dict(precision="bf16"), "channels_last": dict(channels_last=True)}
+# GPU only: fp16 autocast with its GradScaler, and TF32 (10-bit inputs to fp32 matmuls and convolutions)
+CUDA_MODES = {"fp16": dict(precision="fp16"), "tf32": dict(tf32=True)}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    devices.add_argument(p)
     p.add_argument("--steps", type=int, default=2, help="timed steps per repetition")
     p.add_argument("--reps", type=int, default=1, help="interleaved repetitions; the best is kept")
     p.add_argument("--batch", type=int, default=8)
@@ -147,7 +150,7 @@ def main(argv=None):
                 continue
             data = make_data(tmp, cfg["resolution"])
             trainers = {}
-            for mode, kw in MODES.items():
+            for mode, kw in {**MODES, **(CUDA_MODES if a.device.startswith("cuda") else {})}.items():
                 base = {k: v for k, v in cfg.items() if k != "name"}
                 tc = TrainConfig(data=str(data), out=str(tmp / f"{cfg['name']}-{mode}"), channels=3, steps=10 ** 6,
                                  sample_every=0, snapshot_every=0, progress=False, device=a.device, seed=0,
@@ -163,6 +166,10 @@ def main(argv=None):
             for _ in range(a.reps):
                 for mode, tr in trainers.items():
                     if a.device.startswith("cuda"):
+                        # process-wide flags, set by the last Trainer built: each mode runs under its own
+                        # (NVlabs' step under theirs, TF32 off)
+                        tf32 = bool(getattr(getattr(tr, "tc", None), "tf32", False))
+                        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
                         torch.cuda.synchronize()
                     t0 = time.perf_counter()
                     for _ in range(a.steps):

