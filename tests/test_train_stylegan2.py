@@ -244,9 +244,11 @@ def test_resume_is_bit_exact(digits3, tmp_path):
         Trainer(config(digits3, tmp_path / "split", 6, resume=True, **{**common, "extra": {"cmax": 32}})).run()
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU visible to torch: the same steps on the GPU"))])
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_steps(digits3, tmp_path, precision):
-    tc = config(digits3, tmp_path, 3, precision=precision, channels_last=True, snapshot_every=0,
+def test_mixed_precision_steps(digits3, tmp_path, precision, device):
+    tc = config(digits3, tmp_path, 3, precision=precision, channels_last=True, snapshot_every=0, device=device,
                 extra=dict(r1_interval=1, pl_weight=1.0, pl_interval=1))
     Trainer(tc).run()
     state = _weights(tmp_path)

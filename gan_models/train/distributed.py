@@ -158,6 +158,10 @@ def from_env(device: str = "cpu") -> Dist:
         return Dist(device=dev)
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if dev.type == "cuda":
+        count = torch.cuda.device_count()
+        if local >= count:
+            raise ValueError(f"torchrun local rank {local} has no GPU: this node has {count} CUDA GPU(s), so "
+                             f"start at most --nproc_per_node {count} (or train on --device cpu with gloo)")
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     if not dist.is_initialized():

@@ -64,6 +64,7 @@ class TrainConfig:
     batch_gpu: int | None = None     # micro-batch per process (gradient accumulation); None: batch / world
     channels_last: bool = False
     deterministic: bool = False      # torch.use_deterministic_algorithms
+    tf32: bool = False               # CUDA: TF32 matmuls and convolutions (off, as in NVlabs' loop)
     log_every: int = 100             # steps between log.jsonl lines
     bn_recal_batches: int = 32   # batches of 256 used to re-estimate G_ema's BatchNorm statistics
     fid_every: float = 0.0           # kimg between FID measurements of the export copy (0: off)
@@ -191,10 +192,18 @@ class Trainer(snapshot.Resumable):
         if tc.threads:
             torch.set_num_threads(tc.threads)
         if tc.deterministic:
-            torch.use_deterministic_algorithms(True)
+            # cuBLAS is deterministic only with a fixed workspace, set before its first handle; a CUDA
+            # op with no deterministic kernel (grid_sample's backward, under ADA) warns, not stops
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
         self.tc = tc
         self.out = Path(tc.out)
         self.dist = distributed.from_env(tc.device)
+        if self.dist.device.type == "cuda":
+            # as NVlabs' training loop: cuDNN picks its fastest kernels, and TF32 (10-bit inputs) only
+            # when asked for, since it changes what is trained rather than only how fast
+            torch.backends.cudnn.benchmark = not tc.deterministic
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
         self.is_main = self.dist.is_main
         self.ds = load_dataset(tc.data, tc.resolution, tc.channels)
         if self.ds.skipped:
