@@ -1,4 +1,5 @@
-"""torchrun with 2 gloo ranks on CPU against one process with the whole batch, for StyleGAN2 (its
+"""torchrun with 2 gloo ranks on CPU (on one node, and as two nodes of one rank each) against one
+process with the whole batch, for StyleGAN2 (its
 own step: accumulation rounds, lazy R1 and path length) and DCGAN (the generator's BatchNorm over
 the global batch through CrossRankBatchNorm2d, mode seeking's global means).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +112,25 @@ def test_resume_with_another_world_size(arch, data, one_process, tmp_path):
     torchrun(arch, data, tmp_path, 2)
     assert [s for s, _ in snapshot.list_snapshots(tmp_path)] == [2]
     single(arch, data, tmp_path, 4, "--resume")
+    assert_close_runs(one_process, tmp_path)
+
+
+def test_two_nodes_match_one_process(data, one_process, tmp_path, arch):
+    """Multi-node torchrun: two launchers, as on two machines (here both on localhost, sharing the run
+    folder as nodes share a file system), one process each. Global ranks 0 and 1 with local rank 0
+    on both: each rank's share of the batch follows its global rank, and global rank 0 alone writes."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(k),
+                               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+                               "-m", "gan_models.train", "--data", str(data), "--out", str(tmp_path), "--steps", "4",
+                               *ARGS[arch]], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for k in (0, 1)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    assert outs[0][0].strip().endswith("generator.safetensors") and outs[1][0].strip() == ""
     assert_close_runs(one_process, tmp_path)
 
 

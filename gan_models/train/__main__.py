@@ -103,11 +103,13 @@ def main(argv=None) -> int:
         return cyclegan_main(argv)
     tc = parse(argv)
     try:
-        path = Trainer(tc).run()
+        trainer = Trainer(tc)
+        path = trainer.run()
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(path)
+    if trainer.is_main:  # one line for the run, not one per torchrun rank
+        print(path)
     return 0
 
 
