@@ -1,7 +1,7 @@
 """torchrun with 2 gloo ranks on CPU (on one node, and as two nodes of one rank each) against one
-process with the whole batch, for StyleGAN2 (its
-own step: accumulation rounds, lazy R1 and path length) and DCGAN (the generator's BatchNorm over
-the global batch through CrossRankBatchNorm2d, mode seeking's global means).
+process with the whole batch, for StyleGAN2 (its own step: accumulation rounds, lazy R1 and path
+length) and DCGAN (the generator's BatchNorm over the global batch through CrossRankBatchNorm2d,
+mode seeking's global means).
 
 Tolerance, and why: the two runs see the same images, latents, noise and augmentation (all drawn
 for the global batch and sliced per rank, see distributed.py), the same minibatch-stddev groups and
