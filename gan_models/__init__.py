@@ -25,6 +25,9 @@ def load_generator(path: str | os.PathLike | None = None, device="cpu", dtype=to
     img_channels`, plus `.meta` (the header description), `.arch_name` and `.kind`."""
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
     state, meta = checkpoint.read(path)
+    if meta.get("kind") == "discriminator":
+        raise CheckpointError(f"{path.name} is a discriminator, kept for fine-tuning (python -m gan_models.train "
+                              f"--init-d); load the generator converted beside it")
     try:
         G = registry.build(registry.canonicalize(state), meta)
     except CheckpointError as e:

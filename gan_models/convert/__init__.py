@@ -78,6 +78,20 @@ def convert_file(src, dst, fmt: str | None = None, **options) -> dict:
     return meta
 
 
+def convert_discriminator(src, dst) -> dict:
+    """The discriminator of an NVlabs training pickle to dst (.safetensors), for `train --init-d`."""
+    from .. import checkpoint
+    from .safe_unpickle import load
+
+    src, dst = Path(src), Path(dst)
+    if dst.suffix.lower() != ".safetensors":
+        raise CheckpointError(f"output must end in .safetensors: {dst}")
+    state, meta = nvlabs.discriminator(load(src))
+    meta["source"] = {"type": "convert", "converter": "nvlabs", "file": src.name, **meta["source"]}
+    checkpoint.write(dst, state, meta)
+    return meta
+
+
 from . import dcgan  # noqa: E402,F401  (registers converters)
 from . import cyclegan  # noqa: E402,F401
 from . import nvlabs, rosinality  # noqa: E402,F401

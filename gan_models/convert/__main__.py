@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..checkpoint import CheckpointError
-from . import convert_file, converters
+from . import convert_discriminator, convert_file, converters
 
 
 def main(argv=None) -> int:
@@ -25,6 +25,9 @@ def main(argv=None) -> int:
     p.add_argument("--num-classes", type=int, help="DCGAN: one-hot label width concatenated to z")
     p.add_argument("--style-name", help="translators: name / direction of the style, e.g. 'horse2zebra G_A'")
     p.add_argument("--class-names", help="comma-separated class names for a conditional generator")
+    p.add_argument("--discriminator", metavar="D.safetensors",
+                   help="NVlabs training pickles: also write the discriminator here, for fine-tuning with "
+                        "python -m gan_models.train --init G.safetensors --init-d D.safetensors")
     a = p.parse_args(argv)
     options = {k: v for k, v in dict(arch=a.arch, z_dim=a.z_dim, num_classes=a.num_classes,
                                      style_name=a.style_name).items() if v is not None}
@@ -32,11 +35,15 @@ def main(argv=None) -> int:
         options["class_names"] = [s.strip() for s in a.class_names.split(",")]
     try:
         meta = convert_file(a.src, a.dst, a.fmt, **options)
+        if a.discriminator:
+            convert_discriminator(a.src, a.discriminator)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     shown = {k: meta[k] for k in ("arch", "kind", "z_dim", "c_dim", "img_resolution", "img_channels") if k in meta}
     print(f"wrote {a.dst}: {json.dumps(shown)}")
+    if a.discriminator:
+        print(f"wrote {a.discriminator}: the discriminator, for train --init-d")
     return 0
 
 

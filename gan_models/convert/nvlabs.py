@@ -75,4 +75,22 @@ def convert(obj, options: dict):
     return sd, meta
 
 
+def discriminator(obj) -> tuple[dict, dict]:
+    """The D of an NVlabs training pickle, for `train --init-d`: fine-tuning a pretrained G against a
+    random D discards half of what transfer learning keeps. Released pickles (ffhq.pkl, ...) hold it
+    too; some generator-only exports do not."""
+    d = obj.get("D") if isinstance(obj, dict) else None
+    if not isinstance(d, PersistentObject):
+        raise CheckpointError("--discriminator: the file holds no NVlabs 'D' network"
+                              + (f" (its keys: {sorted(str(k) for k in obj)})" if isinstance(obj, dict) else ""))
+    sd = d.state_dict()
+    if not sd or d.init_args:
+        raise CheckpointError(f"--discriminator: D ({d.class_name}) holds no parameters or was built with "
+                              f"positional arguments")
+    # StyleGAN3's pickles carry the StyleGAN2(-ADA) discriminator too
+    return sd, {"arch": "stylegan2", "kind": "discriminator", "init_kwargs": _json_safe(d.init_kwargs),
+                "source": {"format": "nvlabs-pickle", "network": "D", "class_name": d.class_name,
+                           "persistence_version": d.version}}
+
+
 register_converter(Converter(name="nvlabs", sniff=sniff, convert=convert))

@@ -35,6 +35,12 @@ def parse(argv=None) -> TrainConfig:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: never)")
     snapshot.add_arguments(p)
+    p.add_argument("--init", default="", metavar="G.safetensors",
+                   help="start from this generator's weights (transfer learning, NVlabs' --resume=NETWORK.pkl "
+                        "after `python -m gan_models.convert`); it must be the network the options build")
+    p.add_argument("--init-d", default="", metavar="D.safetensors",
+                   help="start from this discriminator (written by `python -m gan_models.convert NETWORK.pkl "
+                        "G.safetensors --discriminator D.safetensors`)")
     p.add_argument("--z-dim", type=int)
     p.add_argument("--ngf", type=int, help="generator base width (dcgan default 64)")
     p.add_argument("--ndf", type=int, help="discriminator base width (dcgan default 32)")
@@ -85,7 +91,8 @@ def parse(argv=None) -> TrainConfig:
     return TrainConfig(arch=a.arch, data=a.data, out=a.out, resolution=a.resolution, channels=a.channels,
                        batch=a.batch, steps=steps, lr=a.lr, lr_decay_from=a.lr_decay_from, betas=tuple(a.betas) if a.betas else None,
                        seed=a.seed, sample_every=a.sample_every, snapshot_every=a.snapshot_every,
-                       keep_snapshots=a.keep_snapshots, resume=a.resume, z_dim=a.z_dim, ngf=a.ngf, ndf=a.ndf,
+                       keep_snapshots=a.keep_snapshots, resume=a.resume, init=a.init, init_d=a.init_d,
+                       z_dim=a.z_dim, ngf=a.ngf, ndf=a.ndf,
                        mbstd_group=a.mbstd_group, ema_beta=a.ema_beta, loss=a.loss, augment=a.augment,
                        device=a.device, threads=a.threads, license=a.license, description=a.description,
                        command=command_line(), progress=not a.no_progress,

@@ -24,7 +24,7 @@ from torch import nn
 
 from .. import checkpoint, metrics, save_generator
 from ..images import save_grid
-from . import augment as augment_mod, distributed, snapshot
+from . import augment as augment_mod, distributed, snapshot, transfer
 from .data import BatchOrder, Dataset, load_dataset
 from .fid_hook import FIDHook
 from .losses import AUGMENTS, d_loss, g_loss
@@ -48,6 +48,8 @@ class TrainConfig:
     snapshot_every: int = 1000
     keep_snapshots: int = 2
     resume: bool = False
+    init: str = ""                   # generator checkpoint to start from (transfer.py); "": random
+    init_d: str = ""                 # discriminator file (convert --discriminator) to start from
     z_dim: int | None = None
     ngf: int | None = None
     ndf: int | None = None
@@ -214,6 +216,11 @@ class Trainer(snapshot.Resumable):
         torch.manual_seed(tc.seed)
         self.G = self.recipe.make_G(self.cfg).to(self.device).train()
         self.D = self.recipe.make_D(self.cfg).to(self.device).train()
+        for path, net, what in ((tc.init, self.G, "generator"), (tc.init_d, self.D, "discriminator")):
+            if path:  # a snapshot found by --resume replaces these weights later, as it should
+                n = transfer.load_into(net, path, what)
+                if self.dist.is_main:
+                    print(f"{what}: {n} tensors from {Path(path).name}", file=sys.stderr)
         self.dist.broadcast_module(self.G)
         self.dist.broadcast_module(self.D)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -435,6 +442,8 @@ class Trainer(snapshot.Resumable):
                 **({"arch_kwargs": {"ngf": self.cfg["ngf"]}} if "ngf" in self.cfg else {}),
                 "source": {"type": "train", "command": self.tc.command, "steps": self.step,
                            "kimg": round(kimg, 3), "batch": self.tc.batch, "seed": self.tc.seed,
+                           **({"init": Path(self.tc.init).name} if self.tc.init else {}),
+                           **({"init_d": Path(self.tc.init_d).name} if self.tc.init_d else {}),
                            "data": self.ds.source, "images": len(self.ds),
                            "wall_time_s": round(self.wall, 1), "hardware": hardware(),
                            "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
