@@ -1,6 +1,6 @@
 """Training speed in kimg/s (thousands of real images per second) of gan_models.train, side by side:
-eager fp32, bf16 autocast, and fp32 with channels_last (on a GPU also fp16 autocast and TF32), for
-DCGAN 64 px, StyleGAN2 64 px and StyleGAN2 256 px.
+eager fp32, bf16 autocast, channels_last, and both (on a GPU also fp16 autocast and TF32), for DCGAN
+64 px, StyleGAN2 64 px and StyleGAN2 256 px.
 
     python bench/bench_train.py [--device cpu|cuda] [--steps 3] [--batch 16] [--full-width]
                                 [--upstream /path/to/stylegan2-ada-pytorch]
@@ -121,7 +121,9 @@ class UpstreamStep:
                 be.copy_(b)
 
 
-MODES = {"fp32": dict(), "bf16": dict(precision="bf16"), "channels_last": dict(channels_last=True)}
+# explicit memory formats: the recipes default to their own (stylegan2 channels_last)
+MODES = {"fp32": dict(channels_last=False), "bf16": dict(precision="bf16", channels_last=False),
+         "channels_last": dict(channels_last=True), "bf16_channels_last": dict(precision="bf16", channels_last=True)}
 # GPU only: fp16 autocast with its GradScaler, and TF32 (10-bit inputs to fp32 matmuls and convolutions)
 CUDA_MODES = {"fp16": dict(precision="fp16"), "tf32": dict(tf32=True)}
 

@@ -64,7 +64,7 @@ class TrainConfig:
     mode_seeking: float = 0.0        # DCGAN: weight of the mode-seeking term (Mao et al. 2019); 0: off
     precision: str = "fp32"          # fp32 | bf16 | fp16 (autocast; fp16 with a GradScaler)
     batch_gpu: int | None = None     # micro-batch per process (gradient accumulation); None: batch / world
-    channels_last: bool = False
+    channels_last: bool | None = None  # NHWC activations; None: the recipe's default (stylegan2 on, dcgan off)
     deterministic: bool = False      # torch.use_deterministic_algorithms
     tf32: bool = False               # CUDA: TF32 matmuls and convolutions (off, as in NVlabs' loop)
     log_every: int = 100             # steps between log.jsonl lines
