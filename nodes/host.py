@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..gan_models import devices
+from ..gan_models import checkpoint, devices
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = PACK_DIR / "weights"
@@ -42,15 +42,26 @@ def register_model_folder() -> None:
     fp.folder_names_and_paths[FOLDER] = (paths, set(exts) | EXTENSIONS)
 
 
+def _is_discriminator(path) -> bool:
+    """A discriminator kept beside its generator for fine-tuning (convert --discriminator) is no
+    choice for the loader. Only the header is read; a file that cannot be read stays listed, and
+    loading it says what is wrong."""
+    try:
+        return checkpoint.read_meta(path).get("kind") == "discriminator"
+    except Exception:
+        return False
+
+
 def list_checkpoints() -> list[str]:
     c = _comfy()
     if c is not None:
         register_model_folder()
-        return sorted(c[2].get_filename_list(FOLDER))
+        return sorted(n for n in c[2].get_filename_list(FOLDER)
+                      if not _is_discriminator(c[2].get_full_path(FOLDER, n)))
     extra = os.environ.get("COMFYUI_GAN_MODELS")
     dirs = [WEIGHTS_DIR] + ([Path(extra)] if extra else [])
     return sorted({p.relative_to(d).as_posix() for d in dirs if d.is_dir()
-                   for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS})
+                   for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and not _is_discriminator(p)})
 
 
 def checkpoint_path(name: str) -> Path:

@@ -55,6 +55,16 @@ def test_loader_lists_and_caches_by_mtime(nodes, models_dir):
     assert load(nodes, "cond.safetensors") is not a
 
 
+def test_loader_leaves_out_discriminators(nodes, models_dir):
+    """A discriminator converted beside its generator for fine-tuning is no choice for the loader; a
+    file whose header cannot be read stays listed, so loading it can say what is wrong."""
+    d = {"b4.out.weight": torch.zeros(1, 4)}
+    gan_models.checkpoint.write(models_dir / "D.safetensors", d, {"arch": "stylegan2", "kind": "discriminator"})
+    (models_dir / "broken.safetensors").write_bytes(b"not a safetensors file")
+    combo = nodes["ComfyGAN_LoadGANGenerator"].INPUT_TYPES()["required"]["checkpoint"][0]
+    assert "D.safetensors" not in combo and {"cond.safetensors", "broken.safetensors"} <= set(combo)
+
+
 def test_loader_missing_checkpoint_is_clear(nodes, models_dir):
     with pytest.raises(FileNotFoundError, match="'gone.safetensors' not found"):
         load(nodes, "gone.safetensors")
