@@ -110,4 +110,4 @@ def test_a_pickle_without_a_discriminator_is_named(tmp_path):
     r = subprocess.run([sys.executable, "-m", "gan_models.convert", str(src), str(tmp_path / "g.safetensors"),
                         "--discriminator", str(tmp_path / "d.safetensors")], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "--discriminator: the file holds no NVlabs 'D' network" in r.stderr, r.stderr
-    assert not (tmp_path / "d.safetensors").exists()
+    assert not (tmp_path / "d.safetensors").exists() and not (tmp_path / "g.safetensors").exists()  # nothing half-done

@@ -53,16 +53,21 @@ def convert_object(obj, source_path: str, fmt: str | None = None, **options) -> 
     return state, meta
 
 
-def convert_file(src, dst, fmt: str | None = None, **options) -> dict:
+def convert_file(src, dst, fmt: str | None = None, discriminator=None, **options) -> dict:
     """Convert src to dst (.safetensors). Returns the description written. Loading the result through
-    the registry is part of conversion: a file that would not load is never written."""
+    the registry is part of conversion: a file that would not load is never written. With
+    `discriminator`, an NVlabs training pickle's D goes to that path as well (for `train --init-d`),
+    from the same read of src; a pickle without one stops the conversion before anything is written."""
     from .. import checkpoint, registry
     from .safe_unpickle import load
 
     src, dst = Path(src), Path(dst)
-    if dst.suffix.lower() != ".safetensors":
-        raise CheckpointError(f"output must end in .safetensors: {dst}")
-    state, meta = convert_object(load(src), str(src), fmt, **options)
+    for out in (dst, discriminator):
+        if out is not None and Path(out).suffix.lower() != ".safetensors":
+            raise CheckpointError(f"output must end in .safetensors: {out}")
+    obj = load(src)
+    state, meta = convert_object(obj, str(src), fmt, **options)
+    d_state, d_meta = nvlabs.discriminator(obj) if discriminator is not None else (None, None)
     G = registry.build(state, meta)  # validates: raises if the tensors do not build
     meta = {**meta, "arch": G.arch_name, "kind": G.kind}
     for attr in ("z_dim", "c_dim", "w_dim", "num_ws", "img_resolution", "img_channels"):
@@ -75,20 +80,9 @@ def convert_file(src, dst, fmt: str | None = None, **options) -> dict:
                                   f"{getattr(G, 'c_dim', 0)} classes")
         meta["class_names"] = list(names)
     checkpoint.write(dst, state, meta)
-    return meta
-
-
-def convert_discriminator(src, dst) -> dict:
-    """The discriminator of an NVlabs training pickle to dst (.safetensors), for `train --init-d`."""
-    from .. import checkpoint
-    from .safe_unpickle import load
-
-    src, dst = Path(src), Path(dst)
-    if dst.suffix.lower() != ".safetensors":
-        raise CheckpointError(f"output must end in .safetensors: {dst}")
-    state, meta = nvlabs.discriminator(load(src))
-    meta["source"] = {"type": "convert", "converter": "nvlabs", "file": src.name, **meta["source"]}
-    checkpoint.write(dst, state, meta)
+    if d_state is not None:
+        d_meta["source"] = {"type": "convert", "converter": "nvlabs", "file": src.name, **d_meta["source"]}
+        checkpoint.write(discriminator, d_state, d_meta)
     return meta
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..checkpoint import CheckpointError
-from . import convert_discriminator, convert_file, converters
+from . import convert_file, converters
 
 
 def main(argv=None) -> int:
@@ -34,9 +34,7 @@ def main(argv=None) -> int:
     if a.class_names:
         options["class_names"] = [s.strip() for s in a.class_names.split(",")]
     try:
-        meta = convert_file(a.src, a.dst, a.fmt, **options)
-        if a.discriminator:
-            convert_discriminator(a.src, a.discriminator)
+        meta = convert_file(a.src, a.dst, a.fmt, discriminator=a.discriminator, **options)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
