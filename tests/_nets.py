@@ -1,5 +1,20 @@
 """Helpers shared by the tests (tests/ is on sys.path under pytest's default import mode)."""
+import contextlib
+
 import torch
+
+
+@contextlib.contextmanager
+def no_tf32():
+    """float32 that means float32 on CUDA: TF32 rounds matmul and convolution inputs to 10 bits, right
+    for training speed, wrong for a check that two devices compute the same thing. Restored by hand:
+    torch.backends.cuda.matmul's flags are properties that monkeypatch cannot undo."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def randomize(net: torch.nn.Module, seed: int = 0, weight_scale: float = 0.15,

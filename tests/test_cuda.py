@@ -29,11 +29,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
 
 @pytest.fixture(autouse=True)
 def no_tf32():
-    # by hand: torch.backends.cuda.matmul's flags are properties that monkeypatch cannot undo
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    with _nets.no_tf32():
+        yield
 
 
 @pytest.fixture(scope="module")

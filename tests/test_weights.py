@@ -11,6 +11,7 @@ import gan_models
 from gan_models import latents as L
 from gan_models.generate import synthesize
 from gan_models.translate import translate
+import _nets
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = sorted((ROOT / "weights").glob("*.safetensors"))
@@ -62,11 +63,11 @@ def outputs(net) -> torch.Tensor:
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch: the same on the GPU")
 
 
-# Mean and largest absolute difference (ComfyUI's 0..1) from float32 on the CPU, for each device and
-# dtype the loader node offers. float16 keeps 11 significant bits and bfloat16 8 (5e-4 and 4e-3 of
-# relative error a rounding), and a dozen layers add their errors up; observed on the CPU: at most
-# 6e-4 / 1.4e-2 (float16) and 3.2e-3 / 1.3e-1 (bfloat16). A wrong or skipped layer is off by a tenth
-# of the range or more.
+# Mean and largest absolute difference (generators' [-1, 1], translators' 0..1) from float32 on the
+# CPU, for each device and dtype the loader node offers. float16 keeps 11 significant bits and
+# bfloat16 8 (5e-4 and 4e-3 of relative error a rounding), and a dozen layers add their errors up;
+# observed on the CPU: at most 6e-4 / 1.4e-2 (float16) and 3.2e-3 / 1.3e-1 (bfloat16). A wrong or
+# skipped layer is off by a tenth of the range or more.
 @pytest.mark.parametrize("device, dtype, mean_tol, max_tol", [
     ("cpu", torch.float16, 5e-3, 0.1), ("cpu", torch.bfloat16, 3e-2, 0.5),
     pytest.param("cuda", torch.float32, 1e-5, 1e-3, marks=CUDA),
@@ -75,12 +76,8 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU vis
 @pytest.mark.parametrize("path", WEIGHTS, ids=[p.stem for p in WEIGHTS])
 def test_shipped_weights_in_each_precision_match_float32(path, device, dtype, mean_tol, max_tol):
     want = outputs(gan_models.load_generator(path))
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # float32 means float32
-    try:
+    with _nets.no_tf32():
         got = outputs(gan_models.load_generator(path, device=device, dtype=dtype))
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     assert got.device.type == "cpu" and got.dtype == torch.float32  # ComfyUI's IMAGE lives on the CPU
     err = (got - want).abs()
     assert float(err.mean()) < mean_tol and float(err.max()) < max_tol, (float(err.mean()), float(err.max()))
