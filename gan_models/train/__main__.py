@@ -10,7 +10,7 @@ from .loop import TrainConfig, Trainer, command_line
 from .nets import RECIPES
 from .losses import AUGMENTS
 from .. import devices
-from . import augment, snapshot, stylegan2
+from . import augment, distributed, snapshot, stylegan2
 
 
 def parse(argv=None) -> TrainConfig:
@@ -117,6 +117,9 @@ def main(argv=None) -> int:
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        # joins the process group's threads while the interpreter is whole (see distributed.from_env)
+        distributed.shutdown()
     if trainer.is_main:  # one line for the run, not one per torchrun rank
         print(path)
     return 0

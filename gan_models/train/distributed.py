@@ -23,6 +23,7 @@ torchrun its BatchNorm2d layers become CrossRankBatchNorm2d, whose statistics ar
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -165,20 +166,15 @@ def from_env(device: str = "cpu") -> Dist:
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
+        # torch.optim imports torch._dynamo on first use, and with it modules (torch.distributed.nn.functional
+        # and others) whose default arguments are `group=group.WORLD`, read at import. Imported after this
+        # call they hold the group for good: destroy_process_group then cannot join gloo's worker threads,
+        # which meet the interpreter's finalisation and abort the rank now and then (SIGABRT after a good
+        # run, "terminate called without an active exception"). Imported first, they hold None.
+        importlib.import_module("torch._dynamo")
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world,
                                 timeout=datetime.timedelta(minutes=30))
     return Dist(rank=rank, world=world, local_rank=local, device=dev)
-
-
-def init_file(path: str, rank: int, world: int, device: str = "cpu") -> Dist:
-    """A process group over a shared file (tests, or launchers other than torchrun)."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        dev = torch.device("cuda", rank % torch.cuda.device_count())
-        torch.cuda.set_device(dev)
-    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method=f"file://{path}",
-                            rank=rank, world_size=world, timeout=datetime.timedelta(minutes=10))
-    return Dist(rank=rank, world=world, local_rank=rank, device=dev)
 
 
 def shutdown() -> None:
