@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -118,10 +119,11 @@ def test_ranks_join_their_threads_before_exit(arch, data, tmp_path):
                       "threads = lambda: len(os.listdir('/proc/self/task'))\n"
                       "before = threads()\n"
                       "rc = main(sys.argv[1:])\n"
-                      "print('threads', os.environ['RANK'], before, threads())\n"
+                      "sys.stdout.write(f\"threads {os.environ['RANK']} {before} {threads()}\\n\")\n"
                       "sys.exit(rc)\n")
     r = torchrun(arch, data, tmp_path / "run", 2, entry=(str(script),))
-    counts = sorted(tuple(map(int, line.split()[1:])) for line in r.stdout.splitlines() if line.startswith("threads"))
+    # one write per rank (torchrun runs them unbuffered, into one pipe): found wherever it lands
+    counts = sorted(tuple(map(int, m)) for m in re.findall(r"threads (\d+) (\d+) (\d+)\n", r.stdout))
     assert [c[0] for c in counts] == [0, 1], r.stdout
     for rank, before, after in counts:
         assert after <= before, f"rank {rank}: {after} threads at exit, {before} before the process group"
