@@ -258,3 +258,12 @@ def test_pix2pix_cli(paired, tmp_path):
                      "--steps", "2", "--log-every", "0", "--threads", "1"]) == 0
     T = gan_models.load_generator(out / "translator_A2B.safetensors")
     assert T.meta["source"]["command"].startswith("python -m gan_models.train --arch=pix2pix")
+
+
+def test_translators_refuse_torchrun(paired, tmp_path, monkeypatch, capsys):
+    """Under torchrun every rank would run the whole CycleGAN/pix2pix loop into the same folder."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli_main(["--arch", "cyclegan", "--data-a", str(paired / "a"), "--data-b", str(paired / "b"),
+                     "--out", str(tmp_path / "run"), "--steps", "1"]) == 2
+    assert "--arch cyclegan trains in one process, and torchrun started 2" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -25,6 +25,7 @@ import copy
 import itertools
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -632,6 +633,11 @@ def parse(argv=None) -> CycleConfig:
 
 def main(argv=None) -> int:
     cc = parse(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # the translators' loop has no ranks: each would train the whole run into the same --out
+        print(f"error: --arch {cc.arch} trains in one process, and torchrun started {world}: run it as "
+              f"python -m gan_models.train (with --device cuda for a GPU)", file=sys.stderr)
+        return 2
     try:
         paths = TRAINERS[cc.arch](cc).run()
     except (DataError, ValueError) as e:
