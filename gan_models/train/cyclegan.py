@@ -25,7 +25,6 @@ import copy
 import itertools
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -39,7 +38,7 @@ from torch import nn
 from .. import devices, registry, save_generator
 from ..archs.translators import NORMS, ResnetTranslator, UnetTranslator, default_bias, norm_layer
 from ..images import save_grid
-from . import snapshot
+from . import distributed, snapshot
 from .data import IMAGE_SUFFIXES, BatchOrder, DataError, Dataset, load_dataset
 from .loop import hardware, linear_decay
 
@@ -633,7 +632,7 @@ def parse(argv=None) -> CycleConfig:
 
 def main(argv=None) -> int:
     cc = parse(argv)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = distributed.launched_world()
     if world > 1:  # the translators' loop has no ranks: each would train the whole run into the same --out
         print(f"error: --arch {cc.arch} trains in one process, and torchrun started {world}: run it as "
               f"python -m gan_models.train (with --device cuda for a GPU)", file=sys.stderr)

@@ -150,10 +150,15 @@ def cross_rank_batchnorm(module: nn.Module, group: Dist) -> nn.Module:
     return module
 
 
+def launched_world() -> int:
+    """How many processes torchrun started (WORLD_SIZE; 1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def from_env(device: str = "cpu") -> Dist:
     """The process group torchrun describes in RANK/WORLD_SIZE/LOCAL_RANK (a single process when
     absent). CUDA ranks each take the GPU of their local rank."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world()
     dev = torch.device(device)
     if world <= 1:
         return Dist(device=dev)
