@@ -256,6 +256,15 @@ def test_cli_help_and_kimg():
     assert tc.steps == 16 and "gan_models.train" in tc.command
 
 
+def test_cli_names_every_arch_when_one_is_wrong(capsys):
+    # the translators have their own parser; a typo must still list them beside dcgan and stylegan2
+    with pytest.raises(SystemExit):
+        parse(["--arch", "stylegan", "--data", "d", "--out", "o"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'stylegan'" in err
+    assert all(f"'{a}'" in err for a in ("dcgan", "stylegan2", "cyclegan", "pix2pix")), err
+
+
 def test_mode_seeking_penalty_punishes_collapse_and_pushes_pairs_apart():
     from gan_models.train.loop import mode_seeking_penalty
     torch.manual_seed(0)

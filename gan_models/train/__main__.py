@@ -12,6 +12,8 @@ from .losses import AUGMENTS
 from .. import devices
 from . import augment, distributed, snapshot, stylegan2
 
+TRANSLATORS = ("cyclegan", "pix2pix")  # own parser and loop (cyclegan.py), imported only when asked for
+
 
 def parse(argv=None) -> TrainConfig:
     p = argparse.ArgumentParser(
@@ -19,7 +21,9 @@ def parse(argv=None) -> TrainConfig:
         description="Train a GAN generator on a folder of images (class labels from subfolders) or on "
                     "(Fashion-)MNIST IDX files. Writes sample grids, resumable snapshots and "
                     "RUN_DIR/generator.safetensors (the EMA generator, loadable with load_generator).")
-    p.add_argument("--arch", default="dcgan", choices=sorted(RECIPES))
+    p.add_argument("--arch", default="dcgan", choices=sorted(RECIPES) + list(TRANSLATORS),
+                   help="dcgan or stylegan2 (the options below); cyclegan and pix2pix train image-to-image "
+                        "translators from two folders (see --arch cyclegan --help)")
     p.add_argument("--data", required=True, help="image folder (recursive) or folder with train-*-idx*-ubyte[.gz]")
     p.add_argument("--out", required=True, help="run directory (snapshots/, samples/, generator.safetensors)")
     p.add_argument("--resolution", type=int, default=28, help="training resolution (default 28)")
@@ -107,7 +111,7 @@ def parse(argv=None) -> TrainConfig:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if any(f"--arch={t}" in argv or ("--arch", t) in zip(argv, argv[1:]) for t in ("cyclegan", "pix2pix")):
+    if any(f"--arch={t}" in argv or ("--arch", t) in zip(argv, argv[1:]) for t in TRANSLATORS):
         from .cyclegan import main as cyclegan_main  # own options: two image folders, translators
         return cyclegan_main(argv)
     tc = parse(argv)
