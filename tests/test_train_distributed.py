@@ -111,8 +111,8 @@ def test_two_ranks_match_one_process(arch, data, one_process, tmp_path):
 def test_ranks_join_their_threads_before_exit(arch, data, tmp_path):
     """A rank's process group must be gone when train's main returns: gloo worker threads that live
     into the interpreter's finalisation abort the rank now and then (SIGABRT after a finished run:
-    1 run in 5, 16, 27 and 60 of four series under load). They lived on because modules imported with the first optimiser bind
-    group.WORLD as a default argument; see distributed.from_env."""
+    1 run in 5, 16, 27 and 60 of four series under load). They lived on because modules imported
+    with the first optimiser bind group.WORLD as a default argument; see distributed.from_env."""
     script = tmp_path / "rank.py"
     script.write_text("import os, sys\n"
                       "from gan_models.train.__main__ import main\n"

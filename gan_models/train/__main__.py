@@ -10,9 +10,7 @@ from .loop import TrainConfig, Trainer, command_line
 from .nets import RECIPES
 from .losses import AUGMENTS
 from .. import devices
-from . import augment, distributed, snapshot, stylegan2
-
-TRANSLATORS = ("cyclegan", "pix2pix")  # own parser and loop (cyclegan.py), imported only when asked for
+from . import augment, cyclegan, distributed, snapshot, stylegan2
 
 
 def parse(argv=None) -> TrainConfig:
@@ -21,7 +19,7 @@ def parse(argv=None) -> TrainConfig:
         description="Train a GAN generator on a folder of images (class labels from subfolders) or on "
                     "(Fashion-)MNIST IDX files. Writes sample grids, resumable snapshots and "
                     "RUN_DIR/generator.safetensors (the EMA generator, loadable with load_generator).")
-    p.add_argument("--arch", default="dcgan", choices=sorted(RECIPES) + list(TRANSLATORS),
+    p.add_argument("--arch", default="dcgan", choices=sorted(RECIPES) + sorted(cyclegan.TRAINERS),
                    help="dcgan or stylegan2 (the options below); cyclegan and pix2pix train image-to-image "
                         "translators from two folders (see --arch cyclegan --help)")
     p.add_argument("--data", required=True, help="image folder (recursive) or folder with train-*-idx*-ubyte[.gz]")
@@ -111,9 +109,8 @@ def parse(argv=None) -> TrainConfig:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if any(f"--arch={t}" in argv or ("--arch", t) in zip(argv, argv[1:]) for t in TRANSLATORS):
-        from .cyclegan import main as cyclegan_main  # own options: two image folders, translators
-        return cyclegan_main(argv)
+    if any(f"--arch={t}" in argv or ("--arch", t) in zip(argv, argv[1:]) for t in cyclegan.TRAINERS):
+        return cyclegan.main(argv)  # own options: two image folders, translators
     tc = parse(argv)
     try:
         trainer = Trainer(tc)
