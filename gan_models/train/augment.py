@@ -41,6 +41,18 @@ def _rows(t: torch.Tensor, offset: int | slice, n: int, device) -> torch.Tensor:
     return t[row_slice(offset, n)].to(device)
 
 
+def shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, sh: int, sw: int, value: float = 0.0) -> torch.Tensor:
+    """Move image i by (dy[i], dx[i]) whole pixels, |dy| <= sh and |dx| <= sw, filling with `value`.
+    A gather from a padded copy rather than a roll: what leaves the frame is gone, and the gradient
+    reaches every pixel that stays."""
+    _, c, h, w = x.shape
+    padded = F.pad(x, (sw, sw, sh, sh), value=value)
+    iy = torch.arange(h, device=x.device)[None, :] + sh - dy[:, None].to(x.device)  # [n, h]
+    ix = torch.arange(w, device=x.device)[None, :] + sw - dx[:, None].to(x.device)  # [n, w]
+    rows = padded.gather(2, iy[:, None, :, None].expand(-1, c, -1, padded.shape[3]))
+    return rows.gather(3, ix[:, None, None, :].expand(-1, c, h, -1))
+
+
 class Identity:
     name = "none"
     p = 0.0
@@ -68,12 +80,12 @@ class DiffAugment(Identity):
         dev, dt = x.device, x.dtype
         u = torch.rand(total, 3, generator=gen)
         sh, sw = int(h * self.translation + 0.5), int(w * self.translation + 0.5)
-        shift = torch.stack([torch.randint(-sh, sh + 1, (total,), generator=gen),
-                             torch.randint(-sw, sw + 1, (total,), generator=gen)], 1)
+        offsets = torch.stack([torch.randint(-sh, sh + 1, (total,), generator=gen),
+                               torch.randint(-sw, sw + 1, (total,), generator=gen)], 1)
         ch, cw = int(h * self.cutout + 0.5), int(w * self.cutout + 0.5)
         corner = torch.stack([torch.randint(0, h + (1 - ch % 2), (total,), generator=gen),
                               torch.randint(0, w + (1 - cw % 2), (total,), generator=gen)], 1)
-        u, shift, corner = (_rows(t, offset, n, dev) for t in (u, shift, corner))
+        u, offsets, corner = (_rows(t, offset, n, dev) for t in (u, offsets, corner))
         # colour
         x = x + (u[:, 0:1] - 0.5).to(dt).reshape(n, 1, 1, 1)
         if c > 1:
@@ -81,13 +93,9 @@ class DiffAugment(Identity):
             x = (x - mean) * (u[:, 1] * 2).to(dt).reshape(n, 1, 1, 1) + mean
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = (x - mean) * (u[:, 2] + 0.5).to(dt).reshape(n, 1, 1, 1) + mean
-        # translation: gather from a zero-padded copy
+        # translation, zero fill
         if sh or sw:
-            padded = F.pad(x, (sw, sw, sh, sh))
-            iy = torch.arange(h, device=dev)[None, :] + sh - shift[:, 0:1]
-            ix = torch.arange(w, device=dev)[None, :] + sw - shift[:, 1:2]
-            x = padded.gather(2, iy[:, None, :, None].expand(-1, c, -1, padded.shape[3]))
-            x = x.gather(3, ix[:, None, None, :].expand(-1, c, h, -1))
+            x = shift(x, offsets[:, 0], offsets[:, 1], sh, sw)
         # cutout: one square per image, centred anywhere (it may overhang the border)
         if ch and cw:
             ys = torch.arange(h, device=dev)[None, :] - (corner[:, 0:1] - ch // 2)

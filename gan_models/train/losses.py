@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .augment import Identity, row_slice
+from .augment import Identity, row_slice, shift
 
 
 def d_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -43,11 +43,7 @@ def translate(x: torch.Tensor, ratio: float = 0.125, gen: torch.Generator | None
     dx = torch.randint(-sw, sw + 1, (total,), generator=gen)
     sel = row_slice(offset, n)
     dy, dx = dy[sel], dx[sel]
-    padded = F.pad(x, (sw, sw, sh, sh), value=-1.0)
-    iy = (torch.arange(h)[None, :] + sh - dy[:, None]).to(x.device)  # [n, h]
-    ix = (torch.arange(w)[None, :] + sw - dx[:, None]).to(x.device)  # [n, w]
-    rows = padded.gather(2, iy[:, None, :, None].expand(-1, x.shape[1], -1, padded.shape[3]))
-    return rows.gather(3, ix[:, None, None, :].expand(-1, x.shape[1], h, -1))
+    return shift(x, dy, dx, sh, sw, value=-1.0)
 
 
 AUGMENTS = {"none": Identity(), "translation": translate}
