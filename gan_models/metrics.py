@@ -329,31 +329,19 @@ def default_cache_dir() -> Path:
 
 def _source_files(path: Path, split: str) -> list[Path]:
     from .train import data
-    if data.is_idx_folder(path):
-        stem = "train" if split == "train" else "t10k"
-        files = [path / f"{stem}-{kind}-idx{n}-ubyte{gz}" for kind, n in (("images", 3), ("labels", 1))
-                 for gz in ("", ".gz")]
-        files = [p for p in files if p.is_file()]
-        if not any("images" in p.name for p in files):
-            raise MetricsError(f"{path}: no {stem}-images-idx3-ubyte[.gz] for --split {split}")
-        return files
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in data.IMAGE_SUFFIXES)
-    if not files:
-        raise MetricsError(f"{path}: no PNG/JPEG/WebP images found (searched recursively) and no IDX files")
-    return files
+    try:
+        return data.source_files(path, split)
+    except data.DataError as e:
+        raise MetricsError(str(e)) from e
 
 
 def real_cache_key(path: Path, files: list[Path], net: FeatureNet, resolution: int, channels: int,
                    split: str, num_real: int | None, seed: int) -> str:
-    h = hashlib.sha256()
+    from .train import data
     desc = {"v": _CACHE_VERSION, "path": str(path.resolve()), "net": net.hash, "count": len(files),
             "resolution": resolution, "channels": channels, "split": split, "num_real": num_real,
             "seed": seed, "resize": RESIZE}
-    h.update(json.dumps(desc, sort_keys=True).encode())
-    for p in files:
-        st = p.stat()
-        h.update(f"{p.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:40]
+    return data.fingerprint(path, files, desc)
 
 
 def _load_cache(path: Path) -> RealFeatures | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import subprocess
 import sys
@@ -115,6 +116,113 @@ def test_idx_files(tmp_path):
     (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw))
     with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: truncated"):
         load_dataset(folder, resolution=28)
+
+
+def _same(a, b) -> bool:
+    return (torch.equal(a.images, b.images) and a.class_names == b.class_names and a.skipped == b.skipped
+            and (a.labels is None) == (b.labels is None) and (a.labels is None or torch.equal(a.labels, b.labels)))
+
+
+@pytest.fixture
+def mixed_folder(tmp_path, digits_folder):
+    """Labelled digits in three colour modes plus an undecodable file and a non-square RGBA WebP."""
+    import shutil
+    root = tmp_path / "mixed"
+    shutil.copytree(digits_folder, root)
+    (root / "d3" / "broken.png").write_bytes(b"\x89PNG not really")
+    Image.new("RGBA", (10, 14), (200, 0, 0, 120)).save(root / "d5" / "wide.webp")
+    return root
+
+
+def test_data_cache_equals_decoding_and_is_read_back_without_decoding(mixed_folder, tmp_path, monkeypatch):
+    from gan_models.train import data
+    idx = tmp_path / "fashion-mnist"
+    idx.mkdir()
+    _write_idx(idx / "train-images-idx3-ubyte.gz", np.random.default_rng(0).integers(0, 256, (30, 28, 28), np.uint8),
+               0x08, gz=True)
+    _write_idx(idx / "train-labels-idx1-ubyte", (np.arange(30) % 10).astype(np.uint8), 0x08, gz=False)
+    cache = tmp_path / "cache"
+    cases = [(mixed_folder, 8, 3), (mixed_folder, 16, 1), (idx, 12, 3), (idx, 28, 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the broken file's warning; counted in .skipped below
+        decoded = [load_dataset(p, r, c) for p, r, c in cases]
+        built = [load_dataset(p, r, c, cache_dir=cache) for p, r, c in cases]
+    assert decoded[0].skipped == 1 and decoded[0].labels is not None
+    assert all(_same(a, b) for a, b in zip(decoded, built))
+    assert len(list(cache.glob("*.npy"))) == len(list(cache.glob("*.json"))) == 4
+    assert not list(cache.glob(".*"))  # no temp file left behind
+
+    def no_decoding(*a, **k):
+        raise AssertionError("a cache hit decoded the images again")
+    monkeypatch.setattr(data, "_decode_into", no_decoding)
+    monkeypatch.setattr(data, "load_idx", no_decoding)
+    again = [load_dataset(p, r, c, cache_dir=cache) for p, r, c in cases]
+    assert all(_same(a, b) for a, b in zip(decoded, again))
+    x, y = again[0].batch(torch.tensor([5, 0]))
+    assert x.dtype == torch.float32 and -1 <= x.min() and x.max() <= 1
+    assert y.tolist() == decoded[0].labels[[5, 0]].tolist()
+
+
+def test_data_cache_follows_the_files(mixed_folder, tmp_path):
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = load_dataset(mixed_folder, 8, 1, cache_dir=cache)
+        Image.new("L", (8, 8), 255).save(mixed_folder / "d0" / "white.png")  # a new file
+        grown = load_dataset(mixed_folder, 8, 1, cache_dir=cache)
+        Image.new("L", (8, 8), 0).save(mixed_folder / "d0" / "white.png")  # the same name, rewritten
+        st = (mixed_folder / "d0" / "white.png").stat()
+        os.utime(mixed_folder / "d0" / "white.png", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+        rewritten = load_dataset(mixed_folder, 8, 1, cache_dir=cache)
+        fresh = load_dataset(mixed_folder, 8, 1)
+    assert len(grown) == len(first) + 1 and len(list(cache.glob("*.npy"))) == 3
+    assert _same(rewritten, fresh) and not torch.equal(rewritten.images, grown.images)
+
+
+@pytest.mark.filterwarnings("ignore:.*undecodable image file")
+def test_data_cache_survives_interruption_damage_and_no_room(mixed_folder, tmp_path, monkeypatch):
+    from gan_models.train import data
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = load_dataset(mixed_folder, 8, 3)
+    opened = []
+    real_open = Image.open
+
+    def interrupted(p, *a, **k):  # Ctrl-C (or a kill) in the middle of the decoding
+        opened.append(p)
+        if len(opened) == 20:
+            raise KeyboardInterrupt
+        return real_open(p, *a, **k)
+    monkeypatch.setattr(data.Image, "open", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset(mixed_folder, 8, 3, cache_dir=cache)
+    monkeypatch.setattr(data.Image, "open", real_open)
+    assert list(cache.iterdir()) == []  # neither an entry nor its temp file
+    assert _same(load_dataset(mixed_folder, 8, 3, cache_dir=cache), reference)
+    # a damaged entry is named, then decoded again
+    npy = next(cache.glob("*.npy"))
+    npy.write_bytes(npy.read_bytes()[:200])
+    with pytest.warns(UserWarning, match="ignoring unreadable data cache entry"):
+        assert _same(load_dataset(mixed_folder, 8, 3, cache_dir=cache), reference)
+    assert _same(load_dataset(mixed_folder, 8, 3, cache_dir=cache), reference)
+    # no room for a cache: the images are held in memory instead, and the run goes on
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.warns(UserWarning, match="could not write the data cache"):
+        assert _same(load_dataset(mixed_folder, 8, 3, cache_dir=blocked / "data"), reference)
+
+
+def test_training_maps_its_data_from_the_run_folder(digits_folder, tmp_path):
+    run = tmp_path / "run"
+    Trainer(_tiny_config(digits_folder, run, 2)).run()
+    assert len(list((run / "data").glob("*.npy"))) == 1
+    off = tmp_path / "off"
+    Trainer(_tiny_config(digits_folder, off, 2, data_cache="none")).run()
+    assert not (off / "data").exists()
+    a, _ = gan_models.checkpoint.read(run / "generator.safetensors")
+    b, _ = gan_models.checkpoint.read(off / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same pixels, so the same run
 
 
 def test_bad_paths(tmp_path):

@@ -105,6 +105,9 @@ def test_two_ranks_match_one_process(arch, data, one_process, tmp_path):
     assert [row["step"] for row in (json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines())] \
         == [1, 2, 3, 4]
     assert "error" not in r.stderr.lower()
+    # the ranks read one decoded copy of the data, mapped from the run's cache, and no temp file is left
+    cache = tmp_path / "data"
+    assert len(list(cache.glob("*.npy"))) == len(list(cache.glob("*.json"))) == 1 and not list(cache.glob(".*"))
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc/self/task (Linux)")
@@ -157,8 +160,11 @@ def test_two_nodes_match_one_process(data, one_process, tmp_path, arch):
 
 
 def test_dcgan_batch_must_split_over_ranks(data, tmp_path, monkeypatch):
-    class ThreeRanks(distributed.Dist):
+    class ThreeRanks(distributed.Dist):  # one process playing rank 0 of 3: no collective has partners
         def broadcast_module(self, module):
+            pass
+
+        def barrier(self):
             pass
 
     monkeypatch.setattr(distributed, "from_env", lambda device: ThreeRanks(rank=0, world=3))

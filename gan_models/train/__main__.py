@@ -24,6 +24,9 @@ def parse(argv=None) -> TrainConfig:
                         "translators from two folders (see --arch cyclegan --help)")
     p.add_argument("--data", required=True, help="image folder (recursive) or folder with train-*-idx*-ubyte[.gz]")
     p.add_argument("--out", required=True, help="run directory (snapshots/, samples/, generator.safetensors)")
+    p.add_argument("--data-cache", default="", metavar="DIR",
+                   help="folder the images are decoded into once and memory-mapped from, shared by the ranks of "
+                        "a machine and by resumed runs (default RUN_DIR/data; 'none': decode into memory)")
     p.add_argument("--resolution", type=int, default=28, help="training resolution (default 28)")
     p.add_argument("--channels", type=int, default=1, choices=(1, 3, 4), help="image channels (default 1)")
     p.add_argument("--batch", type=int, default=64)
@@ -92,7 +95,8 @@ def parse(argv=None) -> TrainConfig:
     if a.batch < 2:
         p.error("--batch must be at least 2")
     steps = math.ceil(a.kimg * 1000 / a.batch) if a.kimg is not None else (a.steps or 10000)
-    return TrainConfig(arch=a.arch, data=a.data, out=a.out, resolution=a.resolution, channels=a.channels,
+    return TrainConfig(arch=a.arch, data=a.data, data_cache=a.data_cache, out=a.out, resolution=a.resolution,
+                       channels=a.channels,
                        batch=a.batch, steps=steps, lr=a.lr, lr_decay_from=a.lr_decay_from, betas=tuple(a.betas) if a.betas else None,
                        seed=a.seed, sample_every=a.sample_every, snapshot_every=a.snapshot_every,
                        keep_snapshots=a.keep_snapshots, resume=a.resume, init=a.init, init_d=a.init_d,

@@ -1,13 +1,15 @@
-"""Training data held in memory as uint8, with a resumable, seeded batch order.
+"""Training data as uint8 NCHW, with a resumable, seeded batch order.
 
 Two sources: a folder of images (recursive; class labels from the first-level subfolder names when
-there are subfolders) or the IDX files of (Fashion-)MNIST. Small datasets are the point of CPU
-training, so everything is decoded once up front; a later streaming source can implement the same
-`Dataset` fields.
+there are subfolders) or the IDX files of (Fashion-)MNIST. Everything is decoded once, up front, into
+memory or (train.py's default) into a cache file that is memory-mapped, so a training step never
+waits on a decoder and never meets an undecodable file mid-run.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -16,6 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from .. import checkpoint
+
+# bump when what a data cache entry holds changes (decoding, resizing, layout)
+DATA_CACHE_VERSION = 1
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 
@@ -83,10 +90,39 @@ def _resize(img: Image.Image, resolution: int) -> Image.Image:
     return img.resize((resolution, resolution), Image.LANCZOS)
 
 
-def load_folder(path: Path, resolution: int, channels: int) -> Dataset:
+def _in_memory(shape: tuple[int, ...]) -> np.ndarray:
+    return np.empty(shape, np.uint8)
+
+
+def _image_files(path: Path) -> list[Path]:
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DataError(f"{path}: no PNG/JPEG/WebP images found (searched recursively)")
+    return files
+
+
+def _decode_into(out: np.ndarray, files: list[Path], resolution: int, channels: int) -> list[int]:
+    """Decode `files` into the rows of `out` [N, C, H, W] in order, leaving out the undecodable ones
+    (the rows they would have had stay at the end). Writing each image into its row, rather than
+    stacking a list, keeps the peak memory at one copy of the data. Returns the indices decoded."""
+    kept = []
+    for i, p in enumerate(files):
+        try:
+            with Image.open(p) as im:
+                im.load()
+                arr = np.asarray(_resize(_to_channels(im, channels), resolution), dtype=np.uint8)
+        except Exception:  # PIL raises several types for truncated/corrupt files
+            continue
+        out[len(kept)] = arr.reshape(resolution, resolution, channels).transpose(2, 0, 1)
+        kept.append(i)
+    return kept
+
+
+def load_folder(path: Path, resolution: int, channels: int, files: list[Path] | None = None,
+                alloc=None) -> Dataset:
+    """`files`: the folder's images when already listed; `alloc(shape)`: where the pixels go (default
+    a numpy array in memory; the data cache passes a file-backed one)."""
+    files = _image_files(path) if files is None else files
     subdirs = {p.relative_to(path).parts[0] for p in files if len(p.relative_to(path).parts) > 1}
     at_top = [p for p in files if len(p.relative_to(path).parts) == 1]
     labelled = bool(subdirs)
@@ -96,24 +132,15 @@ def load_folder(path: Path, resolution: int, channels: int) -> Dataset:
         files = [p for p in files if len(p.relative_to(path).parts) > 1]
     class_names = sorted(subdirs)
     cls_index = {n: i for i, n in enumerate(class_names)}
-    arrays, labels, skipped = [], [], 0
-    for p in files:
-        try:
-            with Image.open(p) as im:
-                im.load()
-                arr = np.asarray(_resize(_to_channels(im, channels), resolution), dtype=np.uint8)
-        except Exception:  # PIL raises several types for truncated/corrupt files
-            skipped += 1
-            continue
-        arrays.append(arr.reshape(resolution, resolution, channels))
-        if labelled:
-            labels.append(cls_index[p.relative_to(path).parts[0]])
+    out = (alloc or _in_memory)((len(files), channels, resolution, resolution))
+    kept = _decode_into(out, files, resolution, channels)
+    skipped = len(files) - len(kept)
     if skipped:
         warnings.warn(f"{path}: skipped {skipped} undecodable image file(s) of {len(files)}")
-    if not arrays:
+    if not kept:
         raise DataError(f"{path}: none of the {len(files)} image files could be decoded")
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    lab = torch.tensor(labels, dtype=torch.int64) if labelled else None
+    images = torch.from_numpy(out[:len(kept)])
+    lab = torch.tensor([cls_index[files[i].relative_to(path).parts[0]] for i in kept]) if labelled else None
     if labelled:
         present = set(lab.tolist())
         empty = [n for i, n in enumerate(class_names) if i not in present]
@@ -157,7 +184,7 @@ def is_idx_folder(path: Path) -> bool:
 
 
 def load_idx(path: Path, resolution: int, channels: int, split: str = "train",
-             class_names: list[str] | None = None) -> Dataset:
+             class_names: list[str] | None = None, alloc=None) -> Dataset:
     stem = "train" if split == "train" else "t10k"
     img_path = _find(path, f"{stem}-images-idx3-ubyte")
     lab_path = _find(path, f"{stem}-labels-idx1-ubyte")
@@ -171,13 +198,15 @@ def load_idx(path: Path, resolution: int, channels: int, split: str = "train",
         labels = read_idx(lab_path).astype(np.int64)
         if labels.shape != (images.shape[0],):
             raise DataError(f"{lab_path.name}: {labels.shape[0]} labels for {images.shape[0]} images")
-    x = torch.from_numpy(images.copy())[:, None]
-    if x.shape[-1] != resolution:
-        x = torch.nn.functional.interpolate(x.float(), size=(resolution, resolution), mode="bilinear",
-                                            antialias=True, align_corners=False).round().clamp(0, 255).byte()
-    x = x.expand(-1, channels, -1, -1).contiguous() if channels in (1, 3) else None
-    if x is None:
+    if channels not in (1, 3):
         raise DataError("IDX data is grayscale: train it with 1 or 3 channels")
+    out = (alloc or _in_memory)((images.shape[0], channels, resolution, resolution))
+    for i in range(0, images.shape[0], 4096):  # in chunks: a float copy of 70k images at 256 px is 18 GB
+        x = torch.from_numpy(images[i:i + 4096].copy())[:, None]
+        if x.shape[-1] != resolution:
+            x = torch.nn.functional.interpolate(x.float(), size=(resolution, resolution), mode="bilinear",
+                                                antialias=True, align_corners=False).round().clamp(0, 255).byte()
+        out[i:i + x.shape[0]] = x.numpy()  # a grayscale row broadcasts over 3 channels
     names: list[str] = []
     lab = None
     if labels is not None:
@@ -188,10 +217,96 @@ def load_idx(path: Path, resolution: int, channels: int, split: str = "train",
             class_names = FASHION_MNIST_CLASSES if "fashion" in str(path).lower() else None
         names = list(class_names) if class_names and len(class_names) == n_cls else [str(i) for i in range(n_cls)]
         lab = torch.from_numpy(labels)
-    return Dataset(x, lab, names, str(path), 0)
+    return Dataset(torch.from_numpy(out), lab, names, str(path), 0)
 
 
-def load_dataset(path, resolution: int, channels: int = 1, class_names: list[str] | None = None) -> Dataset:
+def source_files(path: Path, split: str = "train") -> list[Path]:
+    """The files a dataset folder is read from: the IDX files of `split`, or the images."""
+    if not is_idx_folder(path):
+        return _image_files(path)
+    stem = "train" if split == "train" else "t10k"
+    files = [f for kind, n in (("images", 3), ("labels", 1)) if (f := _find(path, f"{stem}-{kind}-idx{n}-ubyte"))]
+    if not any("images" in f.name for f in files):
+        raise DataError(f"{path}: no {stem}-images-idx3-ubyte[.gz] for the {split} split")
+    return files
+
+
+def fingerprint(path: Path, files: list[Path], desc: dict) -> str:
+    """A key for what is derived from `files` (under `path`) as `desc` says: it changes with `desc`
+    and with any file's name, size or modification time, so a stale cache entry is never read."""
+    h = hashlib.sha256(json.dumps(desc, sort_keys=True).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:40]
+
+
+def _open_cached(cache: Path, key: str) -> Dataset | None:
+    try:
+        meta = json.loads((cache / f"{key}.json").read_text())
+        # copy-on-write: a writable array for torch, whose pages every process on the machine shares
+        # through the page cache until one writes (none does)
+        images = np.load(cache / f"{key}.npy", mmap_mode="c", allow_pickle=False)
+        n = int(meta["count"])
+        if images.dtype != np.uint8 or images.ndim != 4 or not 0 < n <= images.shape[0]:
+            raise ValueError(f"{images.dtype} {images.shape} for {n} images")
+    except (FileNotFoundError, NotADirectoryError):  # no entry yet (or no folder to hold one)
+        return None
+    except Exception as e:  # a foreign or damaged entry: decode again rather than fail
+        warnings.warn(f"ignoring unreadable data cache entry {cache / key}: {e}")
+        return None
+    labels = torch.tensor(meta["labels"], dtype=torch.int64) if meta["labels"] is not None else None
+    return Dataset(torch.from_numpy(images[:n]), labels, meta["class_names"], meta["source"], meta["skipped"])
+
+
+def _cached(path: Path, resolution: int, channels: int, class_names, cache: Path) -> Dataset:
+    """The dataset decoded once into CACHE/KEY.npy and memory-mapped from there: a resumed run skips
+    the decoding, ranks on one machine share one copy of the pixels, and a set larger than memory
+    pages in from disk. The .npy is renamed into place before its .json is written, so an entry
+    with a .json is whole, and a kill at any moment leaves at most a temp file behind."""
+    files = source_files(path)
+    key = fingerprint(path, files, {"v": DATA_CACHE_VERSION, "path": str(path.resolve()), "resolution": resolution,
+                                    "channels": channels, "class_names": class_names})
+    ds = _open_cached(cache, key)
+    if ds is not None:
+        return ds
+    built = {}
+
+    def decode(tmp: str) -> None:
+        def alloc(shape):
+            built["out"] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            return built["out"]
+        if is_idx_folder(path):
+            ds = load_idx(path, resolution, channels, class_names=class_names, alloc=alloc)
+        else:
+            ds = load_folder(path, resolution, channels, files, alloc)
+        built.pop("out").flush()
+        built["meta"] = {"count": len(ds), "labels": ds.labels.tolist() if ds.labels is not None else None,
+                         "class_names": ds.class_names, "source": ds.source, "skipped": ds.skipped}
+        # returning drops the last view of the file, so it is unmapped before the rename (Windows
+        # refuses to rename a mapped file)
+
+    try:
+        checkpoint.atomic_write_bytes(cache / f"{key}.npy", decode)
+        checkpoint.atomic_write_bytes(cache / f"{key}.json",
+                                      lambda tmp: Path(tmp).write_text(json.dumps(built["meta"])))
+    except OSError as e:  # a full disk or a read-only folder costs memory, not the run
+        warnings.warn(f"could not write the data cache in {cache} ({e}); holding the images in memory")
+        return _decode(path, resolution, channels, class_names)
+    ds = _open_cached(cache, key)
+    return ds if ds is not None else _decode(path, resolution, channels, class_names)
+
+
+def _decode(path: Path, resolution: int, channels: int, class_names) -> Dataset:
+    if is_idx_folder(path):
+        return load_idx(path, resolution, channels, class_names=class_names)
+    return load_folder(path, resolution, channels)
+
+
+def load_dataset(path, resolution: int, channels: int = 1, class_names: list[str] | None = None,
+                 cache_dir: str | Path | None = None) -> Dataset:
+    """A folder of images or of IDX files at `resolution` and `channels`, held in memory, or with
+    `cache_dir` decoded once into that folder and memory-mapped from it (see _cached)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data path not found: {path}")
@@ -199,9 +314,9 @@ def load_dataset(path, resolution: int, channels: int = 1, class_names: list[str
         raise DataError(f"{path}: expected a folder of images or of IDX files")
     if channels not in (1, 3, 4):
         raise DataError(f"channels must be 1, 3 or 4, not {channels}")
-    if is_idx_folder(path):
-        return load_idx(path, resolution, channels, class_names=class_names)
-    return load_folder(path, resolution, channels)
+    if cache_dir is not None:
+        return _cached(path, resolution, channels, class_names, Path(cache_dir))
+    return _decode(path, resolution, channels, class_names)
 
 
 class BatchOrder:

@@ -36,6 +36,7 @@ class TrainConfig:
     arch: str = "dcgan"
     data: str = ""
     out: str = ""
+    data_cache: str = ""             # folder the decoded images are mapped from; "": RUN/data; "none": in memory
     resolution: int = 28
     channels: int = 1
     batch: int = 64
@@ -207,7 +208,7 @@ class Trainer(snapshot.Resumable):
             torch.backends.cudnn.benchmark = not tc.deterministic
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
         self.is_main = self.dist.is_main
-        self.ds = load_dataset(tc.data, tc.resolution, tc.channels)
+        self.ds = self._load_data()
         if self.ds.skipped:
             print(f"data: skipped {self.ds.skipped} undecodable image file(s)", file=sys.stderr)
         self.cfg = tc.resolved(self.ds)
@@ -466,6 +467,21 @@ class Trainer(snapshot.Resumable):
         return self.fid(G, self.kimg, self.export_meta(G), force=True)
 
     # -- the loop -------------------------------------------------------------------------------
+    def _load_data(self) -> Dataset:
+        tc = self.tc
+        if tc.data_cache == "none":
+            return load_dataset(tc.data, tc.resolution, tc.channels)
+        # the first rank on each machine decodes into the cache while the others wait; then all of them
+        # map the same file, so a machine holds one copy of the pixels however many ranks it runs
+        first = self.dist.local_rank == 0
+        if not first:
+            self.dist.barrier()
+        try:
+            return load_dataset(tc.data, tc.resolution, tc.channels, cache_dir=tc.data_cache or self.out / "data")
+        finally:
+            if first:  # also when it failed: the others then meet the same error themselves
+                self.dist.barrier()
+
     def run(self) -> Path:
         tc = self.tc
         self.out.mkdir(parents=True, exist_ok=True)
