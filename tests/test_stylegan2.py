@@ -265,6 +265,9 @@ def test_bad_inputs_are_named():
         G.synthesis(torch.randn(1, G.num_ws + 1, 16))
     with pytest.raises(ValueError, match="noise must be a list"):
         G.synthesis(torch.randn(1, G.num_ws, 16), noise=[torch.zeros(1, 1, 4, 4)])
+    with pytest.raises(ValueError, match="leave no channels at 64 px"):  # not a ZeroDivisionError
+        Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=64, img_channels=3,
+                  synthesis_kwargs=dict(channel_base=32, channel_max=8))
 
 
 def test_mismatched_tensors_are_refused():

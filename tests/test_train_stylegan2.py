@@ -269,6 +269,8 @@ def test_bad_options(digits3, tmp_path):
         Trainer(config(digits3, tmp_path, 1, resolution=12))
     with pytest.raises(ValueError, match="--aug"):
         Trainer(config(digits3, tmp_path, 1, augment="translation"))
+    with pytest.raises(ValueError, match="--cbase 8 --cmax 16 leave no channels at 16 px"):
+        Trainer(config(digits3, tmp_path, 1, extra={"cbase": 8, "cmax": 16}))
     with pytest.raises(ValueError, match="precision"):
         Trainer(TrainConfig(arch="dcgan", data=str(digits3), out=str(tmp_path), resolution=8, batch=4,
                             precision="fp16", progress=False))

@@ -493,6 +493,9 @@ class SynthesisNetwork(nn.Module):
         if channels is None:
             channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
         channels = {int(k): int(v) for k, v in channels.items()}
+        if min(channels.values()) < 1:
+            raise ValueError(f"channel_base {channel_base} and channel_max {channel_max} leave no channels at "
+                             f"{img_resolution} px (the width at r is min(channel_base // r, channel_max))")
         fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
         self.num_fp16_res = num_fp16_res
         self.num_ws = 0

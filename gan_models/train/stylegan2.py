@@ -209,6 +209,9 @@ def _check(cfg: dict) -> None:
     r = cfg["resolution"]
     if r < 8 or r & (r - 1):
         raise ValueError(f"--arch stylegan2 needs a power-of-two --resolution >= 8, not {r}")
+    if min(cfg["cbase"] // r, cfg["cmax"]) < 1:
+        raise ValueError(f"--cbase {cfg['cbase']} --cmax {cfg['cmax']} leave no channels at {r} px (the width at "
+                         f"resolution r is min(cbase // r, cmax)): use --cbase {r} or more and --cmax 1 or more")
 
 
 def _make_G(cfg: dict) -> nn.Module:
