@@ -198,8 +198,16 @@ def test_data_cache_survives_interruption_damage_and_no_room(mixed_folder, tmp_p
     with pytest.raises(KeyboardInterrupt):
         load_dataset(mixed_folder, 8, 3, cache_dir=cache)
     monkeypatch.setattr(data.Image, "open", real_open)
-    assert list(cache.iterdir()) == []  # neither an entry nor its temp file
+    assert not list(cache.glob("*.npy")) + list(cache.glob("*.json")) + list(cache.glob(".*"))  # nor a temp file
     assert _same(load_dataset(mixed_folder, 8, 3, cache_dir=cache), reference)
+    # what a kill -9 leaves mid-build (no entry, a temp file) is rebuilt, and the temp file removed
+    npy = next(cache.glob("*.npy"))
+    orphan = cache / f".{npy.name}.k1ll3d.tmp"
+    orphan.write_bytes(npy.read_bytes()[:1000])
+    npy.with_suffix(".json").unlink()
+    npy.unlink()
+    assert _same(load_dataset(mixed_folder, 8, 3, cache_dir=cache), reference)
+    assert not orphan.exists() and npy.is_file()
     # a damaged entry is named, then decoded again
     npy = next(cache.glob("*.npy"))
     npy.write_bytes(npy.read_bytes()[:200])

@@ -7,6 +7,7 @@ waits on a decoder and never meets an undecodable file mid-run.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -259,11 +260,31 @@ def _open_cached(cache: Path, key: str) -> Dataset | None:
     return Dataset(torch.from_numpy(images[:n]), labels, meta["class_names"], meta["source"], meta["skipped"])
 
 
+@contextlib.contextmanager
+def _building(cache: Path, key: str):
+    """Held while one process builds an entry: the others that want it (the other ranks of a machine,
+    another run sharing the cache) wait, then find it built. A temp file seen while holding it was
+    left by a build that was killed, so it is removed. Where there is no flock (Windows, some network
+    file systems), builders are not serialised: each writes its own temp file and renames it into
+    place, which is still correct, and orphaned temp files stay."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{key}.lock", "a") as fh:
+        try:
+            import fcntl
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            yield
+            return
+        for orphan in cache.glob(f".{key}.npy.*.tmp"):
+            orphan.unlink(missing_ok=True)
+        yield
+
+
 def _cached(path: Path, resolution: int, channels: int, class_names, cache: Path) -> Dataset:
     """The dataset decoded once into CACHE/KEY.npy and memory-mapped from there: a resumed run skips
-    the decoding, ranks on one machine share one copy of the pixels, and a set larger than memory
-    pages in from disk. The .npy is renamed into place before its .json is written, so an entry
-    with a .json is whole, and a kill at any moment leaves at most a temp file behind."""
+    the decoding, the processes on one machine share one copy of the pixels, and a set larger than
+    memory pages in from disk. The .npy is renamed into place before its .json is written, so an
+    entry with a .json is whole; a kill during a build leaves a temp file that the next build removes."""
     files = source_files(path)
     key = fingerprint(path, files, {"v": DATA_CACHE_VERSION, "path": str(path.resolve()), "resolution": resolution,
                                     "channels": channels, "class_names": class_names})
@@ -287,9 +308,13 @@ def _cached(path: Path, resolution: int, channels: int, class_names, cache: Path
         # refuses to rename a mapped file)
 
     try:
-        checkpoint.atomic_write_bytes(cache / f"{key}.npy", decode)
-        checkpoint.atomic_write_bytes(cache / f"{key}.json",
-                                      lambda tmp: Path(tmp).write_text(json.dumps(built["meta"])))
+        with _building(cache, key):
+            ds = _open_cached(cache, key)  # built by another process while this one waited
+            if ds is not None:
+                return ds
+            checkpoint.atomic_write_bytes(cache / f"{key}.npy", decode)
+            checkpoint.atomic_write_bytes(cache / f"{key}.json",
+                                          lambda tmp: Path(tmp).write_text(json.dumps(built["meta"])))
     except OSError as e:  # a full disk or a read-only folder costs memory, not the run
         warnings.warn(f"could not write the data cache in {cache} ({e}); holding the images in memory")
         return _decode(path, resolution, channels, class_names)

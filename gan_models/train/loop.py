@@ -469,18 +469,10 @@ class Trainer(snapshot.Resumable):
     # -- the loop -------------------------------------------------------------------------------
     def _load_data(self) -> Dataset:
         tc = self.tc
-        if tc.data_cache == "none":
-            return load_dataset(tc.data, tc.resolution, tc.channels)
-        # the first rank on each machine decodes into the cache while the others wait; then all of them
-        # map the same file, so a machine holds one copy of the pixels however many ranks it runs
-        first = self.dist.local_rank == 0
-        if not first:
-            self.dist.barrier()
-        try:
-            return load_dataset(tc.data, tc.resolution, tc.channels, cache_dir=tc.data_cache or self.out / "data")
-        finally:
-            if first:  # also when it failed: the others then meet the same error themselves
-                self.dist.barrier()
+        # the first process to get there decodes into the cache (RUN/data) while the others wait for it
+        # (data._building); then they all map the same file, one copy of the pixels per machine
+        cache = None if tc.data_cache == "none" else (tc.data_cache or self.out / "data")
+        return load_dataset(tc.data, tc.resolution, tc.channels, cache_dir=cache)
 
     def run(self) -> Path:
         tc = self.tc
