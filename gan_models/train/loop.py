@@ -208,7 +208,10 @@ class Trainer(snapshot.Resumable):
             torch.backends.cudnn.benchmark = not tc.deterministic
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
         self.is_main = self.dist.is_main
-        self.ds = self._load_data()
+        # the first process to get there decodes into the cache (RUN/data) while the others wait for it
+        # (data._building); then they all map the same file: one copy of the pixels per machine
+        cache = None if tc.data_cache == "none" else (tc.data_cache or self.out / "data")
+        self.ds = load_dataset(tc.data, tc.resolution, tc.channels, cache_dir=cache)
         if self.ds.skipped:
             print(f"data: skipped {self.ds.skipped} undecodable image file(s)", file=sys.stderr)
         self.cfg = tc.resolved(self.ds)
@@ -467,13 +470,6 @@ class Trainer(snapshot.Resumable):
         return self.fid(G, self.kimg, self.export_meta(G), force=True)
 
     # -- the loop -------------------------------------------------------------------------------
-    def _load_data(self) -> Dataset:
-        tc = self.tc
-        # the first process to get there decodes into the cache (RUN/data) while the others wait for it
-        # (data._building); then they all map the same file, one copy of the pixels per machine
-        cache = None if tc.data_cache == "none" else (tc.data_cache or self.out / "data")
-        return load_dataset(tc.data, tc.resolution, tc.channels, cache_dir=cache)
-
     def run(self) -> Path:
         tc = self.tc
         self.out.mkdir(parents=True, exist_ok=True)
