@@ -297,10 +297,7 @@ def _cached(path: Path, resolution: int, channels: int, class_names, cache: Path
         def alloc(shape):
             built["out"] = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             return built["out"]
-        if is_idx_folder(path):
-            ds = load_idx(path, resolution, channels, class_names=class_names, alloc=alloc)
-        else:
-            ds = load_folder(path, resolution, channels, files, alloc)
+        ds = _decode(path, resolution, channels, class_names, files, alloc)
         built.pop("out").flush()
         built["meta"] = {"count": len(ds), "labels": ds.labels.tolist() if ds.labels is not None else None,
                          "class_names": ds.class_names, "source": ds.source, "skipped": ds.skipped}
@@ -322,10 +319,10 @@ def _cached(path: Path, resolution: int, channels: int, class_names, cache: Path
     return ds if ds is not None else _decode(path, resolution, channels, class_names)
 
 
-def _decode(path: Path, resolution: int, channels: int, class_names) -> Dataset:
+def _decode(path: Path, resolution: int, channels: int, class_names, files=None, alloc=None) -> Dataset:
     if is_idx_folder(path):
-        return load_idx(path, resolution, channels, class_names=class_names)
-    return load_folder(path, resolution, channels)
+        return load_idx(path, resolution, channels, class_names=class_names, alloc=alloc)
+    return load_folder(path, resolution, channels, files, alloc)
 
 
 def load_dataset(path, resolution: int, channels: int = 1, class_names: list[str] | None = None,
