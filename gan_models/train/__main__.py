@@ -5,7 +5,7 @@ import argparse
 import math
 import sys
 
-from .data import DataError
+from .data import FITS, DataError
 from .loop import TrainConfig, Trainer, command_line
 from .nets import RECIPES
 from .losses import AUGMENTS
@@ -29,6 +29,9 @@ def parse(argv=None) -> TrainConfig:
                         "a machine and by resumed runs (default RUN_DIR/data; 'none': decode into memory)")
     p.add_argument("--resolution", type=int, default=28, help="training resolution (default 28)")
     p.add_argument("--channels", type=int, default=1, choices=(1, 3, 4), help="image channels (default 1)")
+    p.add_argument("--fit", choices=FITS, default="resize",
+                   help="IDX data smaller than --resolution: resize it, or pad it with a black border (28 px "
+                        "Fashion-MNIST at 32 px, as LeNet padded MNIST)")
     p.add_argument("--batch", type=int, default=64)
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="training steps (default 10000)")
@@ -96,7 +99,7 @@ def parse(argv=None) -> TrainConfig:
         p.error("--batch must be at least 2")
     steps = math.ceil(a.kimg * 1000 / a.batch) if a.kimg is not None else (a.steps or 10000)
     return TrainConfig(arch=a.arch, data=a.data, data_cache=a.data_cache, out=a.out, resolution=a.resolution,
-                       channels=a.channels,
+                       channels=a.channels, fit=a.fit,
                        batch=a.batch, steps=steps, lr=a.lr, lr_decay_from=a.lr_decay_from, betas=tuple(a.betas) if a.betas else None,
                        seed=a.seed, sample_every=a.sample_every, snapshot_every=a.snapshot_every,
                        keep_snapshots=a.keep_snapshots, resume=a.resume, init=a.init, init_d=a.init_d,

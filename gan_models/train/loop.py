@@ -39,6 +39,7 @@ class TrainConfig:
     data_cache: str = ""             # folder the decoded images are mapped from; "": RUN/data; "none": in memory
     resolution: int = 28
     channels: int = 1
+    fit: str = "resize"              # IDX data: "resize" or "pad" to the resolution (data.load_idx)
     batch: int = 64
     steps: int = 10000
     lr: float | None = None
@@ -211,7 +212,7 @@ class Trainer(snapshot.Resumable):
         # the first process to get there decodes into the cache (RUN/data) while the others wait for it
         # (data._building); then they all map the same file: one copy of the pixels per machine
         cache = None if tc.data_cache == "none" else (tc.data_cache or self.out / "data")
-        self.ds = load_dataset(tc.data, tc.resolution, tc.channels, cache_dir=cache)
+        self.ds = load_dataset(tc.data, tc.resolution, tc.channels, cache_dir=cache, fit=tc.fit)
         if self.ds.skipped:
             print(f"data: skipped {self.ds.skipped} undecodable image file(s)", file=sys.stderr)
         self.cfg = tc.resolved(self.ds)
