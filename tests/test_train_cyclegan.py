@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -145,7 +146,8 @@ def test_cli_trains_and_exports_translators(folders, tmp_path, capsys):
         assert m["in_channels"] == 3 and m["img_channels"] == 3 and m["license"] == "MIT"
         src = m["source"]
         assert src["type"] == "train" and src["steps"] == 3 and "--arch cyclegan" in src["command"]
-        assert src["wall_time_s"] > 0 and "CPU" in src["hardware"] and src["storage_dtype"] == "float16"
+        # the measured float, unrounded: three steps take microseconds at least on any machine
+        assert 0 < src["wall_time_s"] < math.inf and "CPU" in src["hardware"] and src["storage_dtype"] == "float16"
         assert T.n_blocks == 2 and T.ngf == 4
         x = torch.rand(2, 3, 24, 20) * 2 - 1  # any size divisible by 4, not only the training size
         y = T(x)

@@ -327,7 +327,7 @@ class _Trainer(snapshot.Resumable):
                 "input_range": [-1, 1], "output_range": [-1, 1],
                 "source": {"type": "train", "method": cc.arch, "command": cc.command,
                            "steps": self.step, "batch": cc.batch, "seed": cc.seed,
-                           "resolution": cc.resolution, "wall_time_s": round(self.wall, 1),
+                           "resolution": cc.resolution, "wall_time_s": self.wall,  # unrounded: a short run is not 0.0
                            "hardware": hardware(), "data": data, "storage_dtype": cc.export_dtype,
                            "recipe": {"lr": cc.lr, "betas": list(cc.betas), "decay_from": cc.decay_start,
                                       "ndf": cc.ndf, "n_layers_d": cc.n_layers_d, "flip": cc.flip, **recipe}},

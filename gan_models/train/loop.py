@@ -450,7 +450,7 @@ class Trainer(snapshot.Resumable):
                            **({"init": Path(self.tc.init).name} if self.tc.init else {}),
                            **({"init_d": Path(self.tc.init_d).name} if self.tc.init_d else {}),
                            "data": self.ds.source, "images": len(self.ds),
-                           "wall_time_s": round(self.wall, 1), "hardware": hardware(),
+                           "wall_time_s": self.wall, "hardware": hardware(),  # unrounded: a short run is not 0.0
                            "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
                                       if k in ("lr", "lr_decay_from", "betas", "ema_beta", "loss", "augment", "ngf", "ndf",
                                                "mbstd_group", "z_dim", *getattr(self.recipe, "record_keys", ()))}},
