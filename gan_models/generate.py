@@ -1,7 +1,9 @@
 """Latents to images, in chunks, and the `python -m gan_models.generate` command line.
 
 Usage: python -m gan_models.generate [CKPT] --seeds 0-15 [--class K] [--trunc PSI] --out grid.png
-With no CKPT it uses the shipped default weights.
+With no CKPT it uses the shipped default weights. StyleGAN edits along directions found by
+python -m gan_models.directions: [--edit DIRS.safetensors:INDEX:STRENGTH ...]
+[--sweep DIRS.safetensors:INDEX:STRENGTH --frames N --out FOLDER|sweep.webp|sweep.gif]
 """
 from __future__ import annotations
 
@@ -93,10 +95,20 @@ def main(argv=None) -> int:
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1.0 = none)")
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N layers (StyleGAN)")
     p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
-    p.add_argument("--out", default="grid.png", help="output picture (default grid.png)")
+    p.add_argument("--out", default=None,
+                   help="output picture (default grid.png); with --sweep a folder of frames (default sweep) "
+                        "or one animated .webp/.gif")
     p.add_argument("--nrow", type=int, default=None, help="images per row")
     devices.add_argument(p)
     p.add_argument("--batch", type=int, default=16, help="images per forward pass")
+    p.add_argument("--edit", action="append", default=[], metavar="DIRS.safetensors:INDEX:STRENGTH",
+                   help="move every latent STRENGTH standard deviations along direction INDEX of a file written "
+                        "by python -m gan_models.directions (StyleGAN; repeatable, applied in order, in W)")
+    p.add_argument("--sweep", default=None, metavar="DIRS.safetensors:INDEX:STRENGTH",
+                   help="render --frames steps from -STRENGTH to +STRENGTH along a direction, one grid per frame")
+    p.add_argument("--frames", type=int, default=9, help="frames of --sweep (default 9: odd keeps the "
+                                                          "unedited latent as the middle frame)")
+    p.add_argument("--fps", type=float, default=10, help="frame rate of an animated --sweep (default 10)")
     a = p.parse_args(argv)
     try:
         G = load_generator(a.ckpt, device=a.device)
@@ -114,6 +126,10 @@ def main(argv=None) -> int:
         else:
             classes = names.index(a.cls) if a.cls in names else int(a.cls)
         lat = L.sample(G, seeds, classes)
+        if a.edit or a.sweep:
+            print(render_edits(G, lat, a, nrow))
+            return 0
+        a.out = a.out or "grid.png"
         bar = tqdm(total=len(seeds), desc="generating", unit="img")
         imgs = synthesize(G, lat, a.trunc, a.trunc_cutoff, a.noise_mode, chunk=a.batch,
                           progress=lambda done, total: bar.update(done - bar.n))
@@ -124,6 +140,76 @@ def main(argv=None) -> int:
         return 2
     print(f"wrote {Path(a.out)}: {len(seeds)} images at {G.img_resolution}px from {G.arch_name}")
     return 0
+
+
+def render_edits(G, lat: L.Latent, a, nrow: int | None) -> str:
+    """--edit and --sweep: the latents moved along directions (gan_models.directions) in W, after
+    truncation, so that a strength is the same number of standard deviations whatever --trunc."""
+    import math
+
+    from PIL import Image
+    from tqdm import tqdm
+
+    from . import DEFAULT_CHECKPOINT
+    from . import directions as D
+    from .images import grid, save_grid, save_image
+
+    name = Path(a.ckpt).name if a.ckpt else DEFAULT_CHECKPOINT.name
+    edits = [D.parse_edit(spec) for spec in a.edit]
+    sweep = D.parse_edit(a.sweep) if a.sweep else None
+    out = Path(a.out or ("sweep" if sweep else "grid.png"))
+    animated = out.suffix.lower() in (".webp", ".gif")
+    if sweep and not animated and out.suffix.lower() in Image.registered_extensions():
+        raise ValueError(f"--sweep writes frames: --out must be a folder or a .webp/.gif file, not {out.name}")
+    if sweep and a.frames < 2:
+        raise ValueError(f"--frames {a.frames}: a sweep needs at least 2 frames")
+    if sweep and animated and not (math.isfinite(a.fps) and a.fps > 0):
+        raise ValueError(f"--fps {a.fps}: the frame rate must be a positive number")
+    loaded = {}
+    for path, _, _ in edits + ([sweep] if sweep else []):  # every file checked before any work
+        if path not in loaded:
+            loaded[path] = D.load_directions(path)
+            D.check_generator(G, loaded[path], name)
+    w = L.to_w(G, lat, a.trunc, a.trunc_cutoff)
+    for path, index, strength in edits:
+        w = D.apply(G, w, loaded[path], index, strength)
+    if sweep is None:
+        bar = tqdm(total=len(w), desc="generating", unit="img")
+        imgs = synthesize(G, w, noise_mode=a.noise_mode, chunk=a.batch,
+                          progress=lambda done, total: bar.update(done - bar.n))
+        bar.close()
+        save_grid(imgs, out, nrow)
+        return f"wrote {out}: {len(w)} images at {G.img_resolution}px from {G.arch_name}, {len(edits)} edit(s)"
+    path, index, strength = sweep
+    frames = D.sweep(G, w, loaded[path], index, strength, a.frames)
+    n, grids = len(w), []
+    bar = tqdm(total=len(frames), desc="sweeping", unit="img")
+    for f in range(a.frames):  # one frame at a time: a long sweep of large images never sits in memory
+        imgs = synthesize(G, frames.index(slice(f * n, (f + 1) * n)), noise_mode=a.noise_mode, chunk=a.batch,
+                          progress=lambda done, total: bar.update(f * n + done - bar.n))
+        if animated:
+            grids.append(grid(imgs, nrow))
+        else:
+            save_image(grid(imgs, nrow), out / f"frame_{f:04d}.png")
+    bar.close()
+    if animated:
+        save_animation(grids, out, a.fps)
+    what = "an animation" if animated else f"frame_0000.png to frame_{a.frames - 1:04d}.png"
+    return (f"wrote {out}: {what}, direction {index} of {Path(path).name} from {-strength:g} to {strength:g} "
+            f"over {a.frames} frames of {n} images")
+
+
+def save_animation(frames: list, path: str | Path, fps: float = 10) -> None:
+    """HWC uint8 pictures as one looping animated .gif or .webp, written atomically."""
+    from PIL import Image
+
+    from .checkpoint import atomic_write_bytes
+
+    pics = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+    fmt = "GIF" if str(path).lower().endswith(".gif") else "WEBP"
+    extra = {"lossless": True} if fmt == "WEBP" else {}
+    atomic_write_bytes(path, lambda tmp: pics[0].save(tmp, format=fmt, save_all=True, append_images=pics[1:],
+                                                      duration=round(1000 / fps), loop=0, **extra))
 
 
 if __name__ == "__main__":
