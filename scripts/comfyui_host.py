@@ -15,11 +15,13 @@ POST /prompt takes, from the node definitions in /object_info.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -190,8 +192,9 @@ class ComfyUIHost:
     def object_info(self) -> dict:
         return self.get("/object_info")
 
-    def queue(self, prompt: dict, extra_data: dict | None = None) -> str:
-        body = {"prompt": prompt, "client_id": uuid.uuid4().hex}
+    def queue(self, prompt: dict, extra_data: dict | None = None, client_id: str | None = None) -> str:
+        """client_id: that of an open `events()`, to receive the prompt's progress there."""
+        body = {"prompt": prompt, "client_id": client_id or uuid.uuid4().hex}
         if extra_data:
             body["extra_data"] = extra_data
         status, answer = self.request("POST", "/prompt", body)
@@ -217,6 +220,11 @@ class ComfyUIHost:
     def run(self, prompt: dict, timeout: float = 300, extra_data: dict | None = None) -> dict:
         return self.wait(self.queue(prompt, extra_data), timeout)
 
+    def events(self, timeout: float = 60) -> "Events":
+        """The host's websocket for a new client id: the messages it sends while it runs that client's
+        prompts, in order (executing, progress, execution_interrupted, ...)."""
+        return Events(self.port, uuid.uuid4().hex, timeout)
+
     def output_files(self, entry: dict) -> list[Path]:
         """Files the output nodes of a finished prompt wrote, from its history entry."""
         files = []
@@ -225,6 +233,81 @@ class ComfyUIHost:
                 if isinstance(item, dict) and item.get("type") == "output":
                     files.append(self.output_dir / item.get("subfolder", "") / item["filename"])
         return files
+
+
+class Events:
+    """A websocket client of the standard library alone (the tests' interpreter has no websocket
+    package): the JSON messages of /ws, read in order. ComfyUI sends whole unmasked frames and never
+    compresses unless asked; binary frames (previews) are skipped."""
+
+    def __init__(self, port: int, client_id: str, timeout: float):
+        self.client_id = client_id
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self._buf = b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(f"GET /ws?clientId={client_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                          f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        while b"\r\n\r\n" not in self._buf:
+            self._recv(time.monotonic() + timeout)
+        head, self._buf = self._buf.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 101"):
+            self.sock.close()
+            raise HostError(f"/ws refused the upgrade: {head[:500]!r}")
+
+    def _recv(self, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise HostError("no websocket message in time")
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(1 << 16)
+        except TimeoutError:
+            raise HostError("no websocket message in time") from None
+        if not data:
+            raise HostError("the host closed the websocket")
+        self._buf += data
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        while len(self._buf) < n:
+            self._recv(deadline)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def next(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            b0, b1 = self._read(2, deadline)
+            n = b1 & 0x7F
+            if n >= 126:
+                n = struct.unpack(">H" if n == 126 else ">Q", self._read(2 if n == 126 else 8, deadline))[0]
+            payload = self._read(n, deadline)
+            opcode = b0 & 0x0F
+            if opcode == 1:
+                return json.loads(payload)
+            if opcode == 8:
+                raise HostError("the host closed the websocket")
+            if opcode == 9:  # ping: a client's frames are masked (RFC 6455 5.3)
+                mask = os.urandom(4)
+                self.sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask
+                                  + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def until(self, done, timeout: float) -> list[dict]:
+        """The messages up to and including the first for which done(message) is true."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while not seen or not done(seen[-1]):
+            seen.append(self.next(deadline - time.monotonic()))
+        return seen
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def execution_error(entry: dict) -> dict | None:
