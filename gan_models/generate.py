@@ -67,7 +67,10 @@ def synthesize(G, lat: L.Latent, truncation_psi: float = 1.0, truncation_cutoff:
                 m = mix_with if len(mix_with) == 1 else mix_with.index(slice(start, start + chunk))
                 ws2 = L.to_w(G, m, truncation_psi, truncation_cutoff).values
                 ws = L.mix(G, ws, ws2, G.num_ws if crossover is None else crossover)
-            img = G.synthesis(ws.to(p.device, p.dtype), noise_mode=noise_mode, **fast)
+            kw = {}
+            if part.noise is not None and noise_mode == "const":  # the noise maps an inversion fitted
+                kw["noise"] = [v.to(p.device, p.dtype) for v in part.noise]
+            img = G.synthesis(ws.to(p.device, p.dtype), noise_mode=noise_mode, **kw, **fast)
         else:
             c = None if part.c is None else part.c.to(p.device, p.dtype)
             img = G(part.values.to(p.device, p.dtype), c, truncation_psi=truncation_psi,

@@ -40,6 +40,10 @@ class Latent:
     c: torch.Tensor | None          # one-hot [N, c_dim] (soft after interpolation), or None
     dims: dict                      # the generator dimensions it was made for (see dims_of)
     seeds: list = field(default_factory=list)
+    # per-item noise maps [N, 1, r, r], one per conv layer, that an inversion fitted along with w: the
+    # image is drawn with them in noise_mode 'const'. None: the generator's own noise_const.
+    noise: list | None = None
+    info: dict = field(default_factory=dict)   # how it was made (e.g. inversion space, steps, loss)
 
     def __len__(self):
         return self.values.shape[0]
@@ -58,7 +62,9 @@ class Latent:
             seeds = self.seeds[idx]
         else:
             seeds = [self.seeds[i] for i in idx] if self.seeds else []
-        return replace(self, values=self.values[idx], c=None if self.c is None else self.c[idx], seeds=seeds)
+        noise = None if self.noise is None else [v[idx] for v in self.noise]
+        return replace(self, values=self.values[idx], c=None if self.c is None else self.c[idx], seeds=seeds,
+                       noise=noise)
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -196,7 +202,11 @@ def interpolate(a: Latent, b: Latent, frames: int, method: str = "auto", pingpon
         vals.append(slerp(av, bv, tt) if method == "slerp" else av + tt * (bv - av))
         if a.c is not None:
             cs.append(a.c.expand(n, -1) + t * (b.c.expand(n, -1) - a.c.expand(n, -1)))
-    return Latent(a.space, torch.cat(vals), torch.cat(cs) if cs else None, dict(a.dims), [])
+    noise = None
+    if a.noise is not None and b.noise is not None:  # two inversions: their fitted noise maps move too
+        noise = [torch.cat([va.expand(n, -1, -1, -1) + t * (vb.expand(n, -1, -1, -1) - va.expand(n, -1, -1, -1))
+                            for t in ts]) for va, vb in zip(a.noise, b.noise)]
+    return Latent(a.space, torch.cat(vals), torch.cat(cs) if cs else None, dict(a.dims), [], noise)
 
 
 def concat(latents: list[Latent]) -> Latent:
@@ -205,16 +215,22 @@ def concat(latents: list[Latent]) -> Latent:
         if l.space != first.space or l.dims != first.dims:
             raise ValueError("latents from different generators or spaces cannot be batched together")
     c = None if first.c is None else torch.cat([l.c for l in latents])
+    # fitted noise maps survive only where every part has them (the others draw with noise_const)
+    noise = None
+    if all(l.noise is not None for l in latents):
+        noise = [torch.cat(vs) for vs in zip(*(l.noise for l in latents))]
     return Latent(first.space, torch.cat([l.values for l in latents]), c, dict(first.dims),
-                  sum((l.seeds for l in latents), []))
+                  sum((l.seeds for l in latents), []), noise)
 
 
 def save_latent(path: str | os.PathLike, lat: Latent) -> None:
     tensors = {"values": lat.values.float().contiguous()}
     if lat.c is not None:
         tensors["c"] = lat.c.float().contiguous()
+    for i, v in enumerate(lat.noise or []):
+        tensors[f"noise.{i}"] = v.float().contiguous()
     meta = {"format": LATENT_FORMAT, "space": lat.space, "dims": json.dumps(lat.dims),
-            "seeds": json.dumps(lat.seeds)}
+            "seeds": json.dumps(lat.seeds), "info": json.dumps(lat.info)}
     atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
@@ -227,5 +243,6 @@ def load_latent(path: str | os.PathLike) -> Latent:
         raise CheckpointError(f"{os.path.basename(str(path))}: not a latent file ({e})") from e
     if meta.get("format") != LATENT_FORMAT or "values" not in tensors:
         raise CheckpointError(f"{os.path.basename(str(path))}: not a comfyui-gan latent file")
+    noise = [tensors[f"noise.{i}"] for i in range(sum(k.startswith("noise.") for k in tensors))] or None
     return Latent(meta["space"], tensors["values"], tensors.get("c"), json.loads(meta["dims"]),
-                  json.loads(meta.get("seeds", "[]")))
+                  json.loads(meta.get("seeds", "[]")), noise, json.loads(meta.get("info", "{}")))

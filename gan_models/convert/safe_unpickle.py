@@ -274,3 +274,132 @@ def load(path) -> object:
     if f.tell() < len(data) and data[f.tell():].strip(b"\x00"):
         raise CheckpointError(f"{path.name}: {len(data) - f.tell()} bytes after the pickle; not a network pickle")
     return first
+
+
+# ------------------------------------------------------------------------------------------------
+# TorchScript archives (NVlabs' metrics/vgg16.pt): a zip whose data.pkl builds `__torch__.*` module
+# objects and whose tensors live in data/KEY entries. torch.jit.load would run the archive's code;
+# here each module object becomes a plain attribute dict and each storage is read as bytes.
+
+class ScriptObject:
+    """A `__torch__.*` object from a TorchScript data.pkl, as data: its class name and attributes."""
+
+    def __init__(self, class_name: str):
+        self.class_name = class_name
+        self.attrs: dict = {}
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{self.class_name}: state is a {type(state).__name__}, not a dict")
+        self.attrs = state
+
+
+def _as_list(items):
+    if not isinstance(items, (list, tuple)):
+        raise CheckpointError(f"TorchScript list builder got a {type(items).__name__}")
+    return list(items)
+
+
+# how TorchScript pickles its typed lists; each only rebuilds a list from plain items
+_SCRIPT_LISTS = {"build_intlist": _as_list, "build_doublelist": _as_list, "build_boollist": _as_list,
+                 "build_tensorlist": _as_list, "build_genericlist": _as_list,
+                 "restore_type_tag": lambda value, _tag=None: value}
+
+
+def _script_class(qualname: str):
+    class _Obj(ScriptObject):
+        def __init__(self):
+            super().__init__(qualname)
+    _Obj.__name__ = qualname.rsplit(".", 1)[-1]
+    return _Obj
+
+
+_STORAGE_DTYPES = {getattr(torch, n): d for n, d in (
+    ("ByteStorage", torch.uint8), ("CharStorage", torch.int8), ("ShortStorage", torch.int16),
+    ("IntStorage", torch.int32), ("LongStorage", torch.int64), ("HalfStorage", torch.float16),
+    ("FloatStorage", torch.float32), ("DoubleStorage", torch.float64), ("BFloat16Storage", torch.bfloat16),
+    ("BoolStorage", torch.bool)) if hasattr(torch, n)}
+
+
+class _ScriptUnpickler(RestrictedUnpickler):
+    def __init__(self, file, source_name: str, storage):
+        super().__init__(file, source_name)
+        self._storage = storage
+
+    def find_class(self, module: str, name: str):
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _script_class(f"{module}.{name}")
+        if module == "torch.jit._pickle" and name in _SCRIPT_LISTS:
+            return _SCRIPT_LISTS[name]
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            return super().persistent_load(pid)
+        return self._storage(*pid[1:])
+
+
+def _flatten_script(obj, prefix: str, out: dict, depth: int = 0) -> None:
+    if depth > 64:
+        raise CheckpointError("TorchScript module tree nested deeper than 64 levels")
+    for name, v in obj.attrs.items():
+        if isinstance(v, torch.Tensor):
+            out[prefix + name] = v.detach()
+        elif isinstance(v, ScriptObject):
+            _flatten_script(v, f"{prefix}{name}.", out, depth + 1)
+
+
+def load_torchscript_tensors(path, max_bytes: int = 8 << 30) -> dict[str, torch.Tensor]:
+    """Every tensor attribute of a TorchScript archive's module tree, by dotted name, without running
+    any of its code. Storages are bounded by the entries' real sizes and `max_bytes` in all."""
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path.name}: not a TorchScript archive ({e})") from e
+    with zf:
+        names = zf.namelist()
+        pkl = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+        if len(pkl) != 1 or not any(n.endswith("/constants.pkl") for n in names):
+            raise CheckpointError(f"{path.name}: not a TorchScript archive (no top-level data.pkl and "
+                                  f"constants.pkl)")
+        root = pkl[0].split("/")[0]
+        read = {"bytes": 0}
+        cache: dict[str, torch.TypedStorage] = {}
+
+        def storage(kind, key, _location, numel):
+            if not isinstance(key, str) or not isinstance(numel, int):
+                raise CheckpointError(f"{path.name}: malformed storage reference {kind!r} {key!r}")
+            if key in cache:
+                return cache[key]
+            entry = f"{root}/data/{key}"
+            try:
+                info = zf.getinfo(entry)
+            except KeyError:
+                raise CheckpointError(f"{path.name}: storage {key!r} is missing from the archive") from None
+            dtype = _STORAGE_DTYPES.get(kind)
+            if dtype is None:
+                raise CheckpointError(f"{path.name}: storage type {kind!r} refused")
+            size = numel * torch.empty((), dtype=dtype).element_size()
+            if numel < 0 or info.file_size != size:
+                raise CheckpointError(f"{path.name}: storage {key!r} declares {size} bytes, the entry holds "
+                                      f"{info.file_size}")
+            read["bytes"] += size
+            if read["bytes"] > max_bytes:
+                raise CheckpointError(f"{path.name}: storages exceed {max_bytes} bytes")
+            raw = torch.UntypedStorage.from_buffer(bytearray(zf.read(entry)), dtype=torch.uint8) if size \
+                else torch.UntypedStorage(0)
+            cache[key] = torch.TypedStorage(wrap_storage=raw, dtype=dtype, _internal=True)
+            return cache[key]
+
+        try:
+            top = _ScriptUnpickler(io.BytesIO(zf.read(pkl[0])), path.name, storage).load()
+        except CheckpointError:
+            raise
+        except Exception as e:
+            raise CheckpointError(f"{path.name}: unreadable data.pkl ({type(e).__name__}: {e})") from e
+    if not isinstance(top, ScriptObject):
+        raise CheckpointError(f"{path.name}: data.pkl holds a {type(top).__name__}, not a module")
+    out: dict[str, torch.Tensor] = {}
+    _flatten_script(top, "", out)
+    return out
