@@ -4,8 +4,9 @@
 # module with no parent package: then there is nothing to register.
 if __package__:
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-    from .nodes.host import register_model_folder
+    from .nodes.host import install_example_inputs, register_model_folder
 
     register_model_folder()
+    install_example_inputs()
 
     __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -1,8 +1,11 @@
 """The only module that touches ComfyUI, imported lazily so the nodes also run (and are tested) as
-plain classes outside it: progress bar, interruption, devices and the models/gan folder."""
+plain classes outside it: progress bar, interruption, devices, the models/gan and models/gan_perceptual
+folders, the example inputs and the folders of latent and direction files."""
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -13,6 +16,12 @@ PACK_DIR = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = PACK_DIR / "weights"
 FOLDER = "gan"
 EXTENSIONS = {".safetensors"}
+# perceptual networks for inversion: NVlabs' vgg16.pt, torchvision's VGG16 (+ lpips' vgg.pth heads), ...
+PERCEPTUAL_FOLDER = "gan_perceptual"
+PERCEPTUAL_EXTENSIONS = {".pt", ".pth", ".bin", ".safetensors"}
+EXAMPLE_INPUTS_DIR = PACK_DIR / "example_inputs"
+EXAMPLE_INPUT_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
+log = logging.getLogger(__name__)
 
 
 def _comfy():
@@ -33,13 +42,41 @@ def register_model_folder() -> None:
     if c is None:
         return
     fp = c[2]
-    default = os.path.join(fp.models_dir, FOLDER)
-    paths, exts = fp.folder_names_and_paths.get(FOLDER, ([], set()))
-    paths = list(paths)
-    for p in (default, str(WEIGHTS_DIR)):
-        if p not in paths:
-            paths.append(p)
-    fp.folder_names_and_paths[FOLDER] = (paths, set(exts) | EXTENSIONS)
+    for folder, extra, extensions in ((FOLDER, [str(WEIGHTS_DIR)], EXTENSIONS),
+                                      (PERCEPTUAL_FOLDER, [], PERCEPTUAL_EXTENSIONS)):
+        paths, exts = fp.folder_names_and_paths.get(folder, ([], set()))
+        paths = list(paths)
+        for p in [os.path.join(fp.models_dir, folder)] + extra:
+            if p not in paths:
+                paths.append(p)
+        fp.folder_names_and_paths[folder] = (paths, set(exts) | extensions)
+
+
+def install_example_inputs() -> list[str]:
+    """Copy the pack's example_inputs/ images into ComfyUI's input folder, where core's LoadImage
+    finds them: the example workflows load them by name on a fresh install. A file of that name
+    already there is the user's and is never replaced; a folder we cannot write to only costs the
+    examples their image, so it is logged, not raised."""
+    c = _comfy()
+    if c is None or not EXAMPLE_INPUTS_DIR.is_dir():
+        return []
+    dest = Path(c[2].get_input_directory())
+    copied = []
+    for src in sorted(EXAMPLE_INPUTS_DIR.iterdir()):
+        if src.suffix.lower() not in EXAMPLE_INPUT_EXTENSIONS or not src.is_file():
+            continue
+        target = dest / src.name
+        if target.exists() or target.is_symlink():
+            continue
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            tmp = dest / f".{src.name}.comfyui-gan.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, target)  # never a half-copied image under the name LoadImage lists
+            copied.append(src.name)
+        except OSError as e:
+            log.warning("comfyui-gan: could not copy example input %s to %s: %s", src.name, dest, e)
+    return copied
 
 
 def _is_discriminator(path) -> bool:
@@ -121,3 +158,56 @@ def latent_dirs() -> tuple[Path, list[Path]]:
         return out, [out, Path(c[2].get_input_directory()) / "gan_latents"]
     d = Path(os.environ.get("COMFYUI_GAN_LATENTS", "gan_latents"))
     return d, [d]
+
+
+def directions_dirs() -> tuple[Path, list[Path]]:
+    """(where SaveGANDirections writes, where LoadGANDirections looks): ComfyUI's output/gan_directions
+    and input/gan_directions; outside ComfyUI, $COMFYUI_GAN_DIRECTIONS or ./gan_directions."""
+    c = _comfy()
+    if c is not None:
+        out = Path(c[2].get_output_directory()) / "gan_directions"
+        return out, [out, Path(c[2].get_input_directory()) / "gan_directions"]
+    d = Path(os.environ.get("COMFYUI_GAN_DIRECTIONS", "gan_directions"))
+    return d, [d]
+
+
+def inside(folder: Path, name: str) -> Path | None:
+    """folder/name resolved, or None where it lies outside folder ('../', an absolute path, a link
+    out): names come from a combo, but a prompt posted to the API can say anything."""
+    root = Path(folder).resolve()
+    full = (root / name).resolve()
+    return full if full != root and full.is_relative_to(root) else None
+
+
+def _perceptual_dirs() -> list[Path]:
+    c = _comfy()
+    if c is not None:
+        register_model_folder()
+        return [Path(p) for p in c[2].folder_names_and_paths[PERCEPTUAL_FOLDER][0]]
+    extra = os.environ.get("COMFYUI_GAN_PERCEPTUAL")
+    return [Path(extra)] if extra else []
+
+
+def list_perceptual() -> list[str]:
+    """Files in models/gan_perceptual, and each subfolder holding such files as 'name/': torchvision's
+    VGG16 with lpips' vgg.pth heads is two files that load together as their folder."""
+    names = set()
+    for d in _perceptual_dirs():
+        if not d.is_dir():
+            continue
+        for p in d.rglob("*"):
+            if p.is_file() and p.suffix.lower() in PERCEPTUAL_EXTENSIONS:
+                rel = p.relative_to(d)
+                names.add(rel.as_posix())
+                if rel.parent != Path("."):
+                    names.add(rel.parent.as_posix() + "/")
+    return sorted(names)
+
+
+def perceptual_path(name: str) -> Path:
+    for d in _perceptual_dirs():
+        full = inside(d, name.rstrip("/"))
+        if full is not None and (full.is_file() or (name.endswith("/") and full.is_dir())):
+            return full
+    raise FileNotFoundError(f"perceptual network {name!r} not found in models/{PERCEPTUAL_FOLDER}: put NVlabs' "
+                            "vgg16.pt there, or torchvision's VGG16 with lpips' vgg.pth in a subfolder")
