@@ -1,6 +1,9 @@
 """ComfyUI adapters: each node turns sockets and widgets into one gan_models call."""
+from .direction_files import LoadGANDirections, SaveGANDirections
+from .directions import ApplyGANDirection, FindGANDirections, GANDirectionSweep
 from .generate import GenerateGANImage
 from .interpolate import GANLatentInterpolate
+from .invert import InvertGANImage
 from .latent import SampleGANLatent
 from .latent_files import LoadGANLatent, SaveGANLatent
 from .loader import LoadGANGenerator
@@ -16,6 +19,12 @@ NODE_CLASS_MAPPINGS = {
     "ComfyGAN_SaveLatent": SaveGANLatent,
     "ComfyGAN_LoadLatent": LoadGANLatent,
     "ComfyGAN_GANStyleTransfer": GANStyleTransfer,
+    "ComfyGAN_InvertImage": InvertGANImage,
+    "ComfyGAN_FindDirections": FindGANDirections,
+    "ComfyGAN_ApplyDirection": ApplyGANDirection,
+    "ComfyGAN_DirectionSweep": GANDirectionSweep,
+    "ComfyGAN_SaveDirections": SaveGANDirections,
+    "ComfyGAN_LoadDirections": LoadGANDirections,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "ComfyGAN_LoadGANGenerator": "LoadGANGenerator",
@@ -25,4 +34,10 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "ComfyGAN_SaveLatent": "Save GAN Latent",
     "ComfyGAN_LoadLatent": "Load GAN Latent",
     "ComfyGAN_GANStyleTransfer": "GANStyleTransfer",
+    "ComfyGAN_InvertImage": "Invert Image (GAN)",
+    "ComfyGAN_FindDirections": "Find Directions (GAN)",
+    "ComfyGAN_ApplyDirection": "Apply Direction (GAN)",
+    "ComfyGAN_DirectionSweep": "Direction Sweep (GAN)",
+    "ComfyGAN_SaveDirections": "Save GAN Directions",
+    "ComfyGAN_LoadDirections": "Load GAN Directions",
 }

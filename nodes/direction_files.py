@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import re
+
+from ..gan_models import directions as D
+from . import host
+
+EMPTY = "(no direction files yet)"
+
+
+def _listing() -> list[str]:
+    _, dirs = host.directions_dirs()
+    names = sorted({p.name for d in dirs if d.is_dir() for p in d.glob("*.safetensors")})
+    return names or [EMPTY]
+
+
+class SaveGANDirections:
+    CATEGORY = "GAN"
+    DESCRIPTION = ("Saves edit directions (with the generator they belong to) as a small .safetensors file "
+                   "under output/gan_directions, to reuse without finding them again or to share.")
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "directions": ("GAN_DIRECTIONS", {"tooltip": "The directions to keep."}),
+            "filename_prefix": ("STRING", {"default": "gan_directions",
+                                           "tooltip": "File name start; a counter is added. Saved under "
+                                                      "output/gan_directions."}),
+        }}
+
+    def save(self, directions, filename_prefix="gan_directions"):
+        if not re.fullmatch(r"[\w\-. ]+", filename_prefix) or filename_prefix.strip(". ") == "":
+            raise ValueError(f"filename_prefix {filename_prefix!r}: use letters, digits, '-', '_', '.' only")
+        out, _ = host.directions_dirs()
+        out.mkdir(parents=True, exist_ok=True)
+        n = 1 + max([int(m.group(1)) for p in out.glob(f"{filename_prefix}_*.safetensors")
+                     if (m := re.fullmatch(re.escape(filename_prefix) + r"_(\d+)\.safetensors", p.name))] or [0])
+        path = host.inside(out, f"{filename_prefix}_{n:05d}.safetensors")
+        if path is None:
+            raise ValueError(f"filename_prefix {filename_prefix!r} leads outside {out}")
+        D.save_directions(path, directions)
+        return {"ui": {"text": [path.name]}}
+
+
+class LoadGANDirections:
+    CATEGORY = "GAN"
+    DESCRIPTION = ("Loads edit directions saved by Save GAN Directions or python -m gan_models.directions "
+                   "(from output/gan_directions or input/gan_directions).")
+    RETURN_TYPES = ("GAN_DIRECTIONS",)
+    RETURN_NAMES = ("directions",)
+    OUTPUT_TOOLTIPS = ("The saved directions; Apply Direction (GAN) checks that they belong to its generator.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"directions_file": (_listing(), {
+            "tooltip": "A directions file in output/gan_directions or input/gan_directions."})}}
+
+    def load(self, directions_file):
+        _, dirs = host.directions_dirs()
+        if directions_file == EMPTY:
+            raise FileNotFoundError("no direction files yet: save some with Save GAN Directions, or put files "
+                                    f"in {', '.join(str(d) for d in dirs)}")
+        for d in dirs:
+            path = host.inside(d, directions_file)
+            if path is None:
+                raise ValueError(f"directions_file {directions_file!r} leads outside {d}")
+            if path.is_file():
+                return (D.load_directions(path),)
+        raise FileNotFoundError(f"directions file {directions_file!r} not found in "
+                                f"{', '.join(str(d) for d in dirs)}")
