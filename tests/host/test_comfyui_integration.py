@@ -15,8 +15,9 @@ from gan_models import save_generator
 from gan_models.archs import dcgan
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[2] / "example_workflows").glob("*.json"))
-# the Fashion-MNIST examples, run with the shipped generator (StyleGAN and style transfer: their own files)
-FMNIST_WORKFLOWS = [p for p in WORKFLOWS if p.stem.startswith("gan_")]
+# the Fashion-MNIST examples, run with the shipped generator (StyleGAN, inversion and style transfer: their
+# own files); the inversion examples are named gan_ too, but load the emoji StyleGAN2
+FMNIST_WORKFLOWS = [p for p in WORKFLOWS if p.stem.startswith("gan_") and "fashion_mnist" in p.read_text()]
 CORE_MODULES = ("nodes", "comfy_extras", "comfy_api_nodes")
 SD_TYPES = {"LATENT", "MODEL", "CONDITIONING", "VAE", "CLIP"}
 
