@@ -400,7 +400,10 @@ def check_generator(G, d: Directions, name: str | None = None) -> None:
         raise ValueError(f"{theirs} were found on {d.model or 'another generator'} (w_dim={d.w_dim}, "
                          f"{d.num_ws} ws), not on {this} (w_dim={int(G.w_dim)}, {int(G.num_ws)} ws)")
     fp = fingerprint(G)
-    if fp == d.fingerprint:
+    # a pivotally tuned copy (invert.py's PTI) keeps its base's latent space by construction (the
+    # locality regulariser), so the base's directions hold for it
+    base = (getattr(G, "meta", {}).get("source") or {})
+    if d.fingerprint in (fp, base.get("base_fingerprint") if base.get("type") == "pti" else None):
         return
     half = next(G.parameters()).dtype in (torch.float16, torch.bfloat16)
     mine = sketch(G) if half and d.sketch else []

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import devices, latents as L
+from . import devices, directions, latents as L
 from .checkpoint import CheckpointError
 from .generate import fast_synthesis_kwargs, require_generator
 
@@ -433,7 +433,8 @@ def _pivotal_tuning(G, inv: Inversion, loss_fn: _Loss, cfg: InvertConfig, gen: t
     tuned.requires_grad_(False).eval()
     base = getattr(G, "meta", {})
     tuned.meta = {**base, "source": {"type": "pti", "steps": cfg.pti_steps, "alpha": cfg.pti_alpha, "images": n,
-                                     "lr": cfg.pti_lr, "base": base.get("source")}}
+                                     "lr": cfg.pti_lr, "base": base.get("source"),
+                                     "base_fingerprint": directions.fingerprint(G)}}
     for attr in ("arch_name", "kind"):
         if hasattr(G, attr):
             setattr(tuned, attr, getattr(G, attr))

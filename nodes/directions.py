@@ -7,8 +7,8 @@ LAYERS_TOOLTIP = ("Which ws: all, coarse (pose, shape), middle (features), fine 
                   "such as 0-3 (from the model's own layer count).")
 APPLY_LAYERS_TOOLTIP = ("Which ws to move: empty = those the directions were found for; else all, coarse, "
                         "middle, fine or a range such as 0-3.")
-GENERATOR_TOOLTIP = ("The StyleGAN the directions were found on (it maps z latents to W). For a PTI-tuned copy "
-                     "from Invert Image, give the original generator here.")
+GENERATOR_TOOLTIP = ("The StyleGAN the directions were found on (it maps z latents to W), or a PTI-tuned copy of it "
+                     "from Invert Image: tuning keeps the latent space, so its base's directions hold.")
 
 
 def _layers(text: str):

@@ -154,6 +154,12 @@ def test_pti_tunes_a_copy_and_draws_the_image_closer():
     tuned = res.generator
     assert tuned is not G and tuned.meta["source"]["type"] == "pti" and tuned.meta["source"]["steps"] == 80
     assert torch.allclose(synthesize(tuned, res.latent), res.images, atol=1e-4)
+    # the base's directions hold for the tuned copy (its latent space is kept), not for another model
+    from gan_models import directions
+    d = directions.find_directions(G, "sefa", samples=100)
+    directions.apply(tuned, res.latent, d, 0, 1.0)
+    with pytest.raises(ValueError, match="were found on"):
+        directions.apply(sg2(seed=7), res.latent, d, 0, 1.0)
     with pytest.raises(ValueError, match="style-based"):
         D = dcgan.Generator(dcgan.make_layout(8, 0, 16, 3, ngf=8), c_dim=0).eval()
         D.arch_name, D.kind = "dcgan", "generator"
