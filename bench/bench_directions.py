@@ -23,18 +23,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gan_models import directions as D  # noqa: E402
+from gan_models import devices, directions as D  # noqa: E402
 from gan_models.archs.stylegan2 import Generator  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def best_of(f, iters: int) -> float:
@@ -66,7 +56,7 @@ def main(argv=None):
                       if s.is_style and s.ws_index in D.layer_range(G.num_ws, spec)) for spec in ("all", "coarse")}
     print(f"StyleGAN2 1024 px config-f, random weights: {params / 1e6:.1f}M parameters, {G.num_ws} ws; "
           f"A is {rows['all']}x512 (all), {rows['coarse']}x512 (coarse)")
-    print(f"machine: {cpu_model()} ({platform.machine()}, {os.cpu_count()} cores, load {load if load is None else round(load, 2)}), {platform.system()}, "
+    print(f"machine: {devices.cpu_model()} ({platform.machine()}, {os.cpu_count()} cores, load {load if load is None else round(load, 2)}), {platform.system()}, "
           f"torch {torch.__version__}")
 
     timings = {}
@@ -88,7 +78,7 @@ def main(argv=None):
                   "z_dim": 512, "w_dim": 512, "mapping_layers": 8, "num_ws": int(G.num_ws),
                   "parameters": params, "weights": "random (torch.manual_seed(0))", "A_rows": rows},
         "iters": a.iters, "samples": a.samples,
-        "machine": {"cpu": cpu_model(), "processor": platform.processor(), "machine": platform.machine(),
+        "machine": {"cpu": devices.cpu_model(), "processor": platform.processor(), "machine": platform.machine(),
                     "system": platform.system(), "torch": torch.__version__,
                     "cpu_count": os.cpu_count(), "torch_default_threads": default_threads,
                     "load_average_1min_at_start": load},

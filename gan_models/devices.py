@@ -45,3 +45,16 @@ def add_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=_argument, default="auto",
                         help="auto (default: the first CUDA GPU if torch sees one, else the CPU), cpu, cuda, "
                              "cuda:N or mps")
+
+
+def cpu_model() -> str:
+    """The CPU's name, for benchmark records: a speed figure names the machine it was measured on."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()

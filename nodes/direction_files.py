@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-
 from ..gan_models import directions as D
 from . import host
 
@@ -32,15 +30,7 @@ class SaveGANDirections:
         }}
 
     def save(self, directions, filename_prefix="gan_directions"):
-        if not re.fullmatch(r"[\w\-. ]+", filename_prefix) or filename_prefix.strip(". ") == "":
-            raise ValueError(f"filename_prefix {filename_prefix!r}: use letters, digits, '-', '_', '.' only")
-        out, _ = host.directions_dirs()
-        out.mkdir(parents=True, exist_ok=True)
-        n = 1 + max([int(m.group(1)) for p in out.glob(f"{filename_prefix}_*.safetensors")
-                     if (m := re.fullmatch(re.escape(filename_prefix) + r"_(\d+)\.safetensors", p.name))] or [0])
-        path = host.inside(out, f"{filename_prefix}_{n:05d}.safetensors")
-        if path is None:
-            raise ValueError(f"filename_prefix {filename_prefix!r} leads outside {out}")
+        path = host.numbered_file(host.directions_dirs()[0], filename_prefix)
         D.save_directions(path, directions)
         return {"ui": {"text": [path.name]}}
 

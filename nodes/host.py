@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -169,6 +170,20 @@ def directions_dirs() -> tuple[Path, list[Path]]:
         return out, [out, Path(c[2].get_input_directory()) / "gan_directions"]
     d = Path(os.environ.get("COMFYUI_GAN_DIRECTIONS", "gan_directions"))
     return d, [d]
+
+
+def numbered_file(folder: Path, prefix: str) -> Path:
+    """folder/PREFIX_NNNNN.safetensors one past the highest counter already there, as ComfyUI numbers
+    its saved images; a prefix that is no plain file name is refused, so nothing lands outside."""
+    if not re.fullmatch(r"[\w\-. ]+", prefix) or prefix.strip(". ") == "":
+        raise ValueError(f"filename_prefix {prefix!r}: use letters, digits, '-', '_', '.' only")
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 1 + max([int(m.group(1)) for p in folder.glob(f"{prefix}_*.safetensors")
+                 if (m := re.fullmatch(re.escape(prefix) + r"_(\d+)\.safetensors", p.name))] or [0])
+    path = inside(folder, f"{prefix}_{n:05d}.safetensors")
+    if path is None:
+        raise ValueError(f"filename_prefix {prefix!r} leads outside {folder}")
+    return path
 
 
 def inside(folder: Path, name: str) -> Path | None:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-
 from ..gan_models import latents as L
 from . import host
 
@@ -29,13 +27,7 @@ class SaveGANLatent:
         }}
 
     def save(self, latent, filename_prefix="gan_latent"):
-        if not re.fullmatch(r"[\w\-. ]+", filename_prefix):
-            raise ValueError(f"filename_prefix {filename_prefix!r}: use letters, digits, '-', '_', '.' only")
-        out, _ = host.latent_dirs()
-        out.mkdir(parents=True, exist_ok=True)
-        n = 1 + max([int(m.group(1)) for p in out.glob(f"{filename_prefix}_*.safetensors")
-                     if (m := re.fullmatch(re.escape(filename_prefix) + r"_(\d+)\.safetensors", p.name))] or [0])
-        path = out / f"{filename_prefix}_{n:05d}.safetensors"
+        path = host.numbered_file(host.latent_dirs()[0], filename_prefix)
         L.save_latent(path, latent)
         return {"ui": {"text": [path.name]}}
 
