@@ -30,9 +30,31 @@ def load_generator(path: str | os.PathLike | None = None, device="cpu", dtype=to
                               f"--init-d); load the generator converted beside it")
     try:
         G = registry.build(registry.canonicalize(state), meta)
+        check_loaded(G, meta)
     except CheckpointError as e:
         raise CheckpointError(f"{path.name}: {e}") from e
     return G.eval().requires_grad_(False).to(device=device, dtype=dtype)
+
+
+# header fields that must agree with the network built from the tensors: a header that says z_dim 100
+# over tensors that take 120 would pass the load and fail at the first forward pass
+_DECLARED = ("z_dim", "c_dim", "w_dim", "num_ws", "img_resolution", "img_channels", "in_channels")
+
+
+def check_loaded(G: torch.nn.Module, meta: dict) -> None:
+    """Refuse, by name, a network whose weights hold NaN or infinity (they draw black or NaN images with
+    no error) or whose header contradicts its tensors. Cheap next to reading the file."""
+    for name, t in list(G.named_parameters()) + list(G.named_buffers()):
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"tensor {name!r} holds NaN or infinite values: the file is damaged or "
+                                  f"came from a diverged training run")
+    for k in _DECLARED:
+        if k in meta and hasattr(G, k) and meta[k] != int(getattr(G, k)):
+            raise CheckpointError(f"the header says {k}={meta[k]!r}, the tensors make {k}={int(getattr(G, k))}")
+    names = meta.get("class_names")
+    if names is not None and (not isinstance(names, list) or len(names) != int(getattr(G, "c_dim", 0) or 0)):
+        raise CheckpointError(f"the header lists {len(names) if isinstance(names, list) else names!r} class "
+                              f"names for a generator with {int(getattr(G, 'c_dim', 0) or 0)} classes")
 
 
 def save_generator(path: str | os.PathLike, G: torch.nn.Module, meta: dict | None = None) -> None:

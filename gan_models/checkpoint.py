@@ -80,10 +80,32 @@ def validate_meta(meta: dict) -> None:
         raise CheckpointError("checkpoint description needs an 'arch'")
 
 
+class OutputPathError(ValueError):
+    """An output path nothing can be written to: a folder, a path under a regular file, a wrong suffix."""
+
+
+def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...] | None = None) -> Path:
+    """Refuse, before any work is done, an output that cannot be written: the message names the path
+    and the reason. `suffixes`: the endings allowed (lower case, with the dot)."""
+    path = Path(path)
+    if str(path) in ("", ".") or path.name in ("", ".", ".."):
+        raise OutputPathError(f"{str(path)!r} is not a file name")
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a folder: name a file inside it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(f"{path}: {parent} is a file, not a folder")
+            break
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise OutputPathError(f"{path}: the file must end in {' or '.join(suffixes)}")
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     """Call write(tmp_path), then rename tmp over path. The temp file sits in the target folder so the
     rename is atomic on one file system; on any failure the temp is removed and path is untouched."""
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

