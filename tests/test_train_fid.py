@@ -138,7 +138,7 @@ def test_fid_off_by_default_and_cli_flags(digits, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--fid-every", "-1"], "--fid-every must be"),
+    (["--fid-every", "-1"], "argument --fid-every: -1 must be 0 or more"),
     (["--fid-every", "1", "--fid-num-gen", "1"], "--fid-num-gen must be at least 2"),
     (["--fid-every", "1", "--fid-data", "/nonexistent/reals"], "/nonexistent/reals: not found"),
     (["--fid-every", "1", "--fid-network", "/nonexistent/net.pt"], "FID network not found"),

@@ -36,11 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import devices, registry, save_generator
+from ..cli import nonneg_float, nonneg_int, positive_float, positive_int, unit_interval
 from ..archs.translators import NORMS, ResnetTranslator, UnetTranslator, default_bias, norm_layer
 from ..images import save_grid
 from . import distributed, snapshot
 from .data import IMAGE_SUFFIXES, BatchOrder, DataError, Dataset, load_dataset
 from .loop import hardware, linear_decay
+from .options import run_main
 
 # snapshot config entries that fix the shapes of the saved tensors: a resume must match them
 _SHAPE_KEYS = ("arch", "resolution", "channels", "ngf", "ndf", "n_blocks", "n_layers_d", "norm", "pool_size")
@@ -78,6 +80,7 @@ class CycleConfig:
     keep_snapshots: int = 2
     log_every: int = 100
     resume: bool = False
+    restart: bool = False           # discard the run already in `out` (snapshot.Resumable.clear_run)
     export_dtype: str = "float32"
     device: str = "cpu"
     threads: int = 0
@@ -99,8 +102,9 @@ class CycleConfig:
             raise ValueError("--batch and --steps must be at least 1")
         if self.norm not in NORMS:
             raise ValueError(f"--norm must be one of {NORMS}, not {self.norm!r}")
-        if self.decay_from is not None and self.decay_from < 0:
-            raise ValueError("--decay-from must be >= 0")
+        if self.decay_from is not None and not 0 <= self.decay_from <= self.steps:
+            raise ValueError(f"--decay-from must be a step of the run, 0 to --steps {self.steps}, "
+                             f"not {self.decay_from}")
         if self.export_dtype not in ("float32", "float16"):
             raise ValueError("--export-dtype must be float32 or float16")
         for n, v in (("--ngf", self.ngf), ("--ndf", self.ndf), ("--n-layers-d", self.n_layers_d)):
@@ -213,13 +217,17 @@ class _Trainer(snapshot.Resumable):
     up its state in `_STATE`."""
 
     _STATE: tuple[str, ...] = ()
+    EXPORTS = ("translator_A2B.safetensors", "translator_B2A.safetensors")
 
     def __init__(self, cc: CycleConfig):
         cc.check()
+        self.out = Path(cc.out)
+        self.SNAPSHOT_KEYS = ("step", "wall", "rng", "config", "sched_G", "sched_D", *self._STATE)
+        # before anything (the data cache included) is written into the run folder
+        self.check_run_folder(cc.resume, cc.restart)
         if cc.threads:
             torch.set_num_threads(cc.threads)
         self.cc = cc
-        self.out = Path(cc.out)
         self.ds_a = self._load(cc.data_a, "--data-a")
         self.ds_b = self._load(cc.data_b, "--data-b")
         self.device = torch.device(cc.device)
@@ -233,7 +241,6 @@ class _Trainer(snapshot.Resumable):
         self.noise = torch.Generator().manual_seed(cc.seed + 4)  # flips
         self.step = 0
         self.wall = 0.0
-        self.resumed_from: Path | None = None
 
     def _build(self) -> None:
         raise NotImplementedError
@@ -341,10 +348,17 @@ class _Trainer(snapshot.Resumable):
     def run(self) -> list[Path]:
         cc = self.cc
         self.out.mkdir(parents=True, exist_ok=True)
+        if cc.restart:
+            gone = self.clear_run()
+            print(f"--restart: removed {len(gone)} file(s) of the previous run in {self.out}; starting at step 0",
+                  file=sys.stderr)
         if cc.resume and self.try_resume():
             print(f"resumed from {self.resumed_from.name} at step {self.step}", file=sys.stderr)
         elif cc.resume:
             print(f"--resume: no snapshot in {self.out / 'snapshots'}; starting at step 0", file=sys.stderr)
+        # the step whose snapshot this run has on disk (not the newest file's name: that may be a
+        # damaged snapshot the resume passed over)
+        saved = self.step if self.resumed_from is not None else None
         if self.step == 0:
             xa, _ = self.ds_a.batch(torch.arange(min(len(self.ds_a), 50)))
             xb, _ = self.ds_b.batch(torch.arange(min(len(self.ds_b), 50)))
@@ -383,12 +397,12 @@ class _Trainer(snapshot.Resumable):
                 self.wall += time.perf_counter() - t0
                 if cc.snapshot_every and self.step % cc.snapshot_every == 0:
                     snapshot.save(self.out, self.step, self.state_dict(), cc.keep_snapshots)
+                    saved = self.step
         finally:
             log.close()
             if bar is not None:
                 bar.close()
-        snaps = snapshot.list_snapshots(self.out)
-        if not snaps or snaps[0][0] != self.step:
+        if saved != self.step:
             snapshot.save(self.out, self.step, self.state_dict(), cc.keep_snapshots)
         self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
         return self.export()
@@ -581,36 +595,37 @@ def parse(argv=None) -> CycleConfig:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--name-a", default="A", help="domain A's name in the exported style_name (e.g. noto)")
     p.add_argument("--name-b", default="B", help="domain B's name (e.g. openmoji)")
-    p.add_argument("--resolution", type=int, default=64, help="training resolution, a multiple of 4 (default 64)")
+    p.add_argument("--resolution", type=positive_int, default=64,
+                   help="training resolution, a multiple of 4 (default 64)")
     p.add_argument("--channels", type=int, default=3, choices=(1, 3), help="image channels (default 3)")
-    p.add_argument("--ngf", type=int, default=32, help="translator base width (default 32; the papers: 64)")
-    p.add_argument("--n-blocks", type=int, default=6, help="residual blocks (default 6; the paper: 9 at 256px)")
+    p.add_argument("--ngf", type=positive_int, default=32, help="translator base width (default 32; the papers: 64)")
+    p.add_argument("--n-blocks", type=nonneg_int, default=6, help="residual blocks (default 6; the paper: 9 at 256px)")
     p.add_argument("--norm", default="instance", choices=NORMS,
                    help="default instance, also for pix2pix: at batch 1 it equals the batch statistics "
                         "pix2pix was evaluated with, where BatchNorm's running averages would not")
-    p.add_argument("--ndf", type=int, default=64, help="PatchGAN base width (default 64)")
-    p.add_argument("--n-layers-d", type=int, default=3, help="PatchGAN stride-2 layers (3: 70x70 patches)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--steps", type=int, default=10000)
-    p.add_argument("--decay-from", type=int, help="step where the linear lr decay to 0 starts (default steps/2)")
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--betas", type=float, nargs=2, default=(0.5, 0.999), metavar=("B1", "B2"))
-    p.add_argument("--lambda-cycle", type=float, default=10.0)
-    p.add_argument("--lambda-identity", type=float, default=0.5, help="x lambda-cycle; 0 turns it off")
-    p.add_argument("--lambda-l1", type=float, default=100.0, help="pix2pix: weight of the L1 loss")
+    p.add_argument("--ndf", type=positive_int, default=64, help="PatchGAN base width (default 64)")
+    p.add_argument("--n-layers-d", type=positive_int, default=3, help="PatchGAN stride-2 layers (3: 70x70 patches)")
+    p.add_argument("--batch", type=positive_int, default=1)
+    p.add_argument("--steps", type=positive_int, default=10000)
+    p.add_argument("--decay-from", type=nonneg_int, help="step where the linear lr decay to 0 starts (default steps/2)")
+    p.add_argument("--lr", type=positive_float, default=2e-4)
+    p.add_argument("--betas", type=unit_interval, nargs=2, default=(0.5, 0.999), metavar=("B1", "B2"))
+    p.add_argument("--lambda-cycle", type=nonneg_float, default=10.0)
+    p.add_argument("--lambda-identity", type=nonneg_float, default=0.5, help="x lambda-cycle; 0 turns it off")
+    p.add_argument("--lambda-l1", type=nonneg_float, default=100.0, help="pix2pix: weight of the L1 loss")
     p.add_argument("--no-dropout", action="store_true", help="pix2pix: no dropout in the U-Net")
-    p.add_argument("--pool-size", type=int, default=50, help="history of fakes shown to D (0: none)")
+    p.add_argument("--pool-size", type=nonneg_int, default=50, help="history of fakes shown to D (0: none)")
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips of training images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sample-every", type=int, default=500, help="steps between sample grids (0: never)")
+    p.add_argument("--sample-every", type=nonneg_int, default=500, help="steps between sample grids (0: never)")
     snapshot.add_arguments(p)
-    p.add_argument("--log-every", type=int, default=100,
+    p.add_argument("--log-every", type=nonneg_int, default=100,
                    help="steps between log lines (RUN_DIR/log.jsonl and stderr; 0: none)")
     p.add_argument("--progress", action="store_true", help="a tqdm bar instead of log lines on stderr")
     p.add_argument("--export-dtype", default="float32", choices=("float32", "float16"),
                    help="storage dtype of the exported translators (float16 halves the file)")
     devices.add_argument(p)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--license", default="", help="license recorded in the exported checkpoints")
     p.add_argument("--description", default="")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -618,30 +633,33 @@ def parse(argv=None) -> CycleConfig:
     if not any(x == "--arch" or x.startswith("--arch=") for x in argv):
         argv = ["--arch", "cyclegan", *argv]  # run as `-m gan_models.train.cyclegan`
     command = " ".join(shlex.quote(x) for x in [Path(sys.executable).name, "-m", "gan_models.train", *argv])
-    return CycleConfig(arch=a.arch, data_a=a.data_a, data_b=a.data_b, out=a.out, name_a=a.name_a, name_b=a.name_b,
-                       resolution=a.resolution, channels=a.channels, ngf=a.ngf, n_blocks=a.n_blocks,
-                       norm=a.norm, ndf=a.ndf, n_layers_d=a.n_layers_d, batch=a.batch, steps=a.steps,
-                       decay_from=a.decay_from, lr=a.lr, betas=tuple(a.betas), lambda_cycle=a.lambda_cycle,
-                       lambda_identity=a.lambda_identity, lambda_l1=a.lambda_l1,
-                       dropout=not a.no_dropout, pool_size=a.pool_size, flip=not a.no_flip,
-                       seed=a.seed, sample_every=a.sample_every, snapshot_every=a.snapshot_every,
-                       keep_snapshots=a.keep_snapshots, log_every=a.log_every, resume=a.resume,
-                       export_dtype=a.export_dtype, device=a.device, threads=a.threads, license=a.license,
-                       description=a.description, command=command, progress=a.progress)
+    cc = CycleConfig(arch=a.arch, data_a=a.data_a, data_b=a.data_b, out=a.out, name_a=a.name_a, name_b=a.name_b,
+                     resolution=a.resolution, channels=a.channels, ngf=a.ngf, n_blocks=a.n_blocks,
+                     norm=a.norm, ndf=a.ndf, n_layers_d=a.n_layers_d, batch=a.batch, steps=a.steps,
+                     decay_from=a.decay_from, lr=a.lr, betas=tuple(a.betas), lambda_cycle=a.lambda_cycle,
+                     lambda_identity=a.lambda_identity, lambda_l1=a.lambda_l1,
+                     dropout=not a.no_dropout, pool_size=a.pool_size, flip=not a.no_flip,
+                     seed=a.seed, sample_every=a.sample_every, snapshot_every=a.snapshot_every,
+                     keep_snapshots=a.keep_snapshots, log_every=a.log_every, resume=a.resume, restart=a.restart,
+                     export_dtype=a.export_dtype, device=a.device, threads=a.threads, license=a.license,
+                     description=a.description, command=command, progress=a.progress)
+    try:  # the checks that relate options to each other, reported like argparse's own
+        cc.check()
+    except ValueError as e:
+        p.error(str(e))
+    return cc
 
 
 def main(argv=None) -> int:
-    cc = parse(argv)
+    return run_main(parse, _train, sys.argv[1:] if argv is None else list(argv))
+
+
+def _train(cc: CycleConfig) -> int:
     world = distributed.launched_world()
     if world > 1:  # the translators' loop has no ranks: each would train the whole run into the same --out
-        print(f"error: --arch {cc.arch} trains in one process, and torchrun started {world}: run it as "
-              f"python -m gan_models.train (with --device cuda for a GPU)", file=sys.stderr)
-        return 2
-    try:
-        paths = TRAINERS[cc.arch](cc).run()
-    except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--arch {cc.arch} trains in one process, and torchrun started {world}: run it as "
+                         f"python -m gan_models.train (with --device cuda for a GPU)")
+    paths = TRAINERS[cc.arch](cc).run()
     for p in paths:
         print(p)
     return 0

@@ -50,6 +50,7 @@ class TrainConfig:
     snapshot_every: int = 1000
     keep_snapshots: int = 2
     resume: bool = False
+    restart: bool = False            # discard the run already in `out` (snapshot.Resumable.clear_run)
     init: str = ""                   # generator checkpoint to start from (transfer.py); "": random
     init_d: str = ""                 # discriminator file (convert --discriminator) to start from
     z_dim: int | None = None
@@ -191,8 +192,15 @@ def hardware() -> str:
 
 
 class Trainer(snapshot.Resumable):
+    EXPORTS = ("generator.safetensors",)
+    INTERIM = ("best.safetensors",)
+    SNAPSHOT_KEYS = ("step", "wall", "G", "D", "G_ema", "opt_G", "opt_D", "rng", "config")
+
     def __init__(self, tc: TrainConfig, fid_net: metrics.FeatureNet | None = None):
         """`fid_net` replaces the FID feature network (tests pass a tiny stand-in)."""
+        self.out = Path(tc.out)
+        # first, before the data cache or anything else is written into the run folder
+        self.check_run_folder(tc.resume, tc.restart)
         if tc.threads:
             torch.set_num_threads(tc.threads)
         if tc.deterministic:
@@ -201,7 +209,6 @@ class Trainer(snapshot.Resumable):
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.tc = tc
-        self.out = Path(tc.out)
         self.dist = distributed.from_env(tc.device)
         if self.dist.device.type == "cuda":
             # as NVlabs' training loop: cuDNN picks its fastest kernels, and TF32 (10-bit inputs) only
@@ -256,7 +263,6 @@ class Trainer(snapshot.Resumable):
                 self.D.to(memory_format=torch.channels_last)
         self.step = 0
         self.wall = 0.0
-        self.resumed_from: Path | None = None
         self.fid = self._make_fid_hook(fid_net)
         self._fid_state: dict = {}  # a resumed run's hook state, carried on while FID is off
 
@@ -474,10 +480,17 @@ class Trainer(snapshot.Resumable):
     def run(self) -> Path:
         tc = self.tc
         self.out.mkdir(parents=True, exist_ok=True)
+        if tc.restart and self.is_main:
+            gone = self.clear_run()
+            print(f"--restart: removed {len(gone)} file(s) of the previous run in {self.out}; starting at step 0",
+                  file=sys.stderr)
         if tc.resume and self.try_resume():
             print(f"resumed from {self.resumed_from.name} at step {self.step}", file=sys.stderr)
         elif tc.resume:
             print(f"--resume: no snapshot in {self.out / 'snapshots'}; starting at step 0", file=sys.stderr)
+        # the step whose snapshot this run has on disk: not the newest file's name, which may be a
+        # damaged snapshot the resume passed over
+        saved = self.step if self.resumed_from is not None else None
         if self.step == 0 and self.is_main:
             x, y = self.ds.batch(torch.arange(min(len(self.ds), 100)))
             save_grid(x, self.out / "reals.png", nrow=10)
@@ -522,6 +535,7 @@ class Trainer(snapshot.Resumable):
                 self.wall += time.perf_counter() - t0  # sampling included: the cost of the run as run
                 if self.is_main and tc.snapshot_every and self.step % tc.snapshot_every == 0:
                     snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
+                    saved = self.step
         finally:
             if log is not None:
                 log.close()
@@ -530,7 +544,7 @@ class Trainer(snapshot.Resumable):
         if not self.is_main:  # rank 0 writes the last snapshot, the grid and the export
             self.dist.barrier()
             return self.out / "generator.safetensors"
-        if not snapshot.list_snapshots(self.out) or snapshot.list_snapshots(self.out)[0][0] != self.step:
+        if saved != self.step:
             snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
         self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
         path = self.export()

@@ -98,6 +98,13 @@ class Recipe:
     make_D: Callable[[dict], nn.Module]            # config dict -> discriminator
     export_meta: Callable[[nn.Module, dict], dict]  # (G, config) -> checkpoint description fields
     defaults: dict
+    # raises ValueError naming the resolutions the networks can be built at; the command line calls it
+    # so a bad --resolution stops before any data is decoded
+    check_resolution: Callable[[int], None] = lambda r: None
+
+
+def _dcgan_resolution(r: int) -> None:
+    dcgan.first_kernel(r)  # 28 or a power of two >= 8: what both networks halve down to 4..7 px
 
 
 def _dcgan_G(cfg: dict) -> nn.Module:
@@ -122,5 +129,6 @@ RECIPES: dict[str, Recipe] = {
     "dcgan": Recipe("dcgan", _dcgan_G, _dcgan_D, _dcgan_meta,
                     defaults=dict(z_dim=100, ngf=64, ndf=32, mbstd_group=4, lr=2e-4, betas=(0.5, 0.999),
                                   ema_beta=0.999, loss="hinge", augment="translation",
-                                  channels_last=False)),  # about 1.0x on CPU (bench_train.py): not worth it
+                                  channels_last=False),  # about 1.0x on CPU (bench_train.py): not worth it
+                    check_resolution=_dcgan_resolution),
 }

@@ -37,8 +37,10 @@ from torch import nn
 
 from ..archs.stylegan2 import (FullyConnectedLayer, Generator, MappingNetwork, bias_act, setup_filter,
                                upfirdn2d)
+from ..cli import nonneg_float, positive_int
 from . import augment as augment_mod
 from .nets import RECIPES, Recipe
+from .options import probability
 
 SQRT_HALF = math.sqrt(0.5)
 
@@ -205,10 +207,14 @@ def generator_kwargs(cfg: dict) -> dict:
                                       conv_clamp=256, architecture="skip"))
 
 
-def _check(cfg: dict) -> None:
-    r = cfg["resolution"]
+def _check_resolution(r: int) -> None:
     if r < 8 or r & (r - 1):
         raise ValueError(f"--arch stylegan2 needs a power-of-two --resolution >= 8, not {r}")
+
+
+def _check(cfg: dict) -> None:
+    r = cfg["resolution"]
+    _check_resolution(r)
     if min(cfg["cbase"] // r, cfg["cmax"]) < 1:
         raise ValueError(f"--cbase {cfg['cbase']} --cmax {cfg['cmax']} leave no channels at {r} px (the width at "
                          f"resolution r is min(cbase // r, cmax)): use --cbase {r} or more and --cmax 1 or more")
@@ -519,6 +525,7 @@ RECIPES["stylegan2"] = StyleGAN2Recipe(
                   # NHWC: 1.2x (64 px) to 1.6x (256 px) the steps per second on CPU in fp32, 1.3x in bf16
                   # (bench/results/train_cpu-20261122-172818.json); NVlabs use it for their fp16 layers
                   channels_last=True),
+    check_resolution=_check_resolution,
     make_step=StyleGAN2Step,
     shape_keys=("w_dim", "map_layers", "cbase", "cmax", "mbstd_group"),
     record_keys=("w_dim", "map_layers", "cbase", "cmax", "r1_gamma", "r1_interval", "pl_weight", "pl_interval",
@@ -528,19 +535,19 @@ RECIPES["stylegan2"] = StyleGAN2Recipe(
 def add_arguments(p) -> None:
     """Options only --arch stylegan2 reads (kept in TrainConfig.extra)."""
     g = p.add_argument_group("stylegan2")
-    g.add_argument("--w-dim", type=int, help="intermediate latent size (default 512)")
-    g.add_argument("--map-layers", type=int, help="mapping network depth (default 8)")
-    g.add_argument("--cbase", type=int, help="channel base: width at resolution r is min(cbase/r, cmax) "
-                                              "(default 32768)")
-    g.add_argument("--cmax", type=int, help="maximum width (default 512)")
-    g.add_argument("--r1-gamma", type=float, help="R1 weight (default NVlabs' 0.0002 * res^2 / batch)")
-    g.add_argument("--r1-interval", type=int, help="steps between R1 steps (default 16)")
-    g.add_argument("--pl-weight", type=float, help="path-length regularisation weight (default 0: off; "
-                                                   "the paper uses 2)")
-    g.add_argument("--pl-interval", type=int, help="steps between path-length steps (default 4)")
-    g.add_argument("--style-mixing", type=float, help="style-mixing probability (default 0.9)")
-    g.add_argument("--ema-kimg", type=float, help="EMA half-life in kimg (default batch * 10 / 32)")
-    g.add_argument("--ema-rampup", type=float, help="EMA ramp-up ratio (default 0.05; 0: none)")
+    g.add_argument("--w-dim", type=positive_int, help="intermediate latent size (default 512)")
+    g.add_argument("--map-layers", type=positive_int, help="mapping network depth (default 8)")
+    g.add_argument("--cbase", type=positive_int,
+                   help="channel base: width at resolution r is min(cbase/r, cmax) (default 32768)")
+    g.add_argument("--cmax", type=positive_int, help="maximum width (default 512)")
+    g.add_argument("--r1-gamma", type=nonneg_float, help="R1 weight (default NVlabs' 0.0002 * res^2 / batch)")
+    g.add_argument("--r1-interval", type=positive_int, help="steps between R1 steps (default 16)")
+    g.add_argument("--pl-weight", type=nonneg_float,
+                   help="path-length regularisation weight (default 0: off; the paper uses 2)")
+    g.add_argument("--pl-interval", type=positive_int, help="steps between path-length steps (default 4)")
+    g.add_argument("--style-mixing", type=probability, help="style-mixing probability (default 0.9)")
+    g.add_argument("--ema-kimg", type=nonneg_float, help="EMA half-life in kimg (default batch * 10 / 32)")
+    g.add_argument("--ema-rampup", type=nonneg_float, help="EMA ramp-up ratio (default 0.05; 0: none)")
 
 
 def extra_from_args(a) -> dict:
