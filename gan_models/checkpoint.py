@@ -6,8 +6,10 @@ renamed into place, so a crash mid-write never replaces a good checkpoint with h
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -102,12 +104,42 @@ def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...] | None 
     return path
 
 
+def _temp_owner(name: str, target: str) -> int | None:
+    """The pid in a temp file name `.TARGET.<pid>.<random>.tmp`, or None for any other name."""
+    m = re.fullmatch(rf"\.{re.escape(target)}\.(\d{{1,10}})\.[A-Za-z0-9_]+\.tmp", name)
+    return int(m[1]) if m else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's live process, or not a pid we could have written: keep it
+    return True
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files of earlier writes to `path` whose writer is dead: a write killed with SIGKILL
+    (or a power cut) never reaches its cleanup and would leave a model-sized file behind for good.
+    A temp of a live process is another write in progress and is kept."""
+    if os.name != "posix":
+        return  # os.kill(pid, 0) would terminate the process on Windows
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = _temp_owner(tmp.name, path.name)
+        if pid is not None and pid > 0 and not _alive(pid):
+            tmp.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     """Call write(tmp_path), then rename tmp over path. The temp file sits in the target folder so the
-    rename is atomic on one file system; on any failure the temp is removed and path is untouched."""
+    rename is atomic on one file system; on any failure the temp is removed and path is untouched.
+    The temp's name carries this process's pid, so the next write to path can tell a stale one."""
     path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

@@ -88,3 +88,62 @@ def test_written_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+# a writer that stops for good half-way through its temp file, as a convert killed with SIGKILL does
+KILLED_WRITER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from gan_models import checkpoint
+
+def half_then_hang(tmp):
+    with open(tmp, "wb") as f:
+        f.write(b"x" * 100_000)
+    print("writing", flush=True)
+    time.sleep(600)
+
+checkpoint.atomic_write_bytes(sys.argv[1], half_then_hang)
+"""
+
+
+def test_a_write_killed_mid_way_leaves_no_temp_once_the_next_write_is_done(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    path = tmp_path / "m.safetensors"
+    checkpoint.write(path, {"x": torch.ones(2)}, {"arch": "dcgan"})
+    before = path.read_bytes()
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), str(Path(__file__).parents[1])],
+                             stdout=subprocess.PIPE)
+    watchdog = threading.Timer(120, child.kill)  # a child stuck before its print fails the test, not hangs it
+    watchdog.start()
+    try:
+        assert child.stdout.readline().strip() == b"writing"
+        (stale,) = tmp_path.glob(".m.safetensors.*.tmp")
+        assert stale.name.split(".")[-3] == str(child.pid) and stale.stat().st_size == 100_000
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    finally:
+        watchdog.cancel()
+        child.kill()
+        child.stdout.close()
+    assert stale.exists() and path.read_bytes() == before  # the kill left its temp; the file is intact
+    live = tmp_path / f".m.safetensors.{os.getpid()}.abcd1234.tmp"  # a write in progress in a live process
+    live.write_bytes(b"in progress")
+    checkpoint.write(path, {"x": torch.zeros(3)}, {"arch": "dcgan"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.safetensors", live.name])
+    assert torch.equal(checkpoint.read(path)[0]["x"], torch.zeros(3))
+
+
+def test_temp_names_carry_the_writer_pid(tmp_path):
+    import os
+    seen = []
+    checkpoint.atomic_write_bytes(tmp_path / "a.b.safetensors", lambda tmp: seen.append(tmp) or open(tmp, "wb").close())
+    assert checkpoint._temp_owner(os.path.basename(seen[0]), "a.b.safetensors") == os.getpid()
+    # another target's temps are never taken for this one's, whatever their names share
+    assert checkpoint._temp_owner(".a.b.safetensors.7.123.abc.tmp", "a.b.safetensors") is None
+    assert checkpoint._temp_owner(".a.b.safetensors.x.abc.tmp", "a.b.safetensors") is None

@@ -1,10 +1,12 @@
 """Converters from checkpoint files found in the wild to this project's safetensors format.
 
-Every source file is read by `safe_unpickle.load`, which never executes code from the file; a
-converter then recognises the plain object it got (`sniff`) and returns (state_dict, meta).
+Every pickle-based source file is read by `safe_unpickle.load`, which never executes code from the file
+and bounds the time and memory a hostile one can take; a safetensors source by the safetensors library.
+A converter then recognises the plain object it got (`sniff`) and returns (state_dict, meta).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +35,17 @@ def converters() -> dict[str, Converter]:
     return dict(_CONVERTERS)
 
 
+def canonical_state(obj) -> dict:
+    """registry.canonicalize, with a CheckpointError for what it takes for granted: it reads every key
+    beside a tensor as a str, and an untrusted file may put an int or a tuple there."""
+    from ..registry import canonicalize
+
+    try:
+        return canonicalize(obj)
+    except (AttributeError, TypeError) as e:
+        raise CheckpointError(f"a state dict whose keys are not all names ({type(e).__name__}: {e})") from e
+
+
 def convert_object(obj, source_path: str, fmt: str | None = None, **options) -> tuple[dict, dict]:
     """Convert a safely loaded object. `source_path` reaches the converter as options['source_name']:
     upstream CycleGAN keeps the experiment name in the folder (checkpoints/horse2zebra/latest_net_G_A.pth)."""
@@ -53,20 +66,30 @@ def convert_object(obj, source_path: str, fmt: str | None = None, **options) -> 
     return state, meta
 
 
-def convert_file(src, dst, fmt: str | None = None, discriminator=None, **options) -> dict:
+def convert_file(src, dst, fmt: str | None = None, discriminator=None, source_extra: dict | None = None,
+                 **options) -> dict:
     """Convert src to dst (.safetensors). Returns the description written. Loading the result through
     the registry is part of conversion: a file that would not load is never written. With
     `discriminator`, an NVlabs training pickle's D goes to that path as well (for `train --init-d`),
-    from the same read of src; a pickle without one stops the conversion before anything is written."""
+    from the same read of src; a pickle without one stops the conversion before anything is written.
+    An output that is the source itself is refused before anything is read; a safetensors source that
+    already carries this project's header is refused as already converted. `source_extra` is added to
+    the written meta['source'] (the nodes' conversion cache keeps its key there)."""
     from .. import checkpoint, registry
-    from .safe_unpickle import load
 
     src, dst = Path(src), Path(dst)
     for out in (dst, discriminator):
         if out is not None and Path(out).suffix.lower() != ".safetensors":
             raise CheckpointError(f"output must end in .safetensors: {out}")
-    obj = load(src)
+    for out in (dst, discriminator):  # an output nothing can be written to is named before any work
+        if out is not None:
+            checkpoint.check_output_path(out)
+    _refuse_overwriting_the_source(src, dst, discriminator)
+    obj, header = _read_source(src)
     state, meta = convert_object(obj, str(src), fmt, **options)
+    if header:  # a foreign file's own description: kept, not dropped
+        meta["source"]["safetensors_metadata"] = header
+    meta["source"].update(source_extra or {})
     d_state, d_meta = nvlabs.discriminator(obj) if discriminator is not None else (None, None)
     G = registry.build(state, meta)  # validates: raises if the tensors do not build
     meta = {**meta, "arch": G.arch_name, "kind": G.kind}
@@ -76,7 +99,7 @@ def convert_file(src, dst, fmt: str | None = None, discriminator=None, **options
     names = options.get("class_names")
     if names:
         if len(names) != getattr(G, "c_dim", 0):
-            raise CheckpointError(f"{len(names)} class names given for a generator with "
+            raise CheckpointError(f"{len(names)} class names for a generator with "
                                   f"{getattr(G, 'c_dim', 0)} classes")
         meta["class_names"] = list(names)
     checkpoint.write(dst, state, meta)
@@ -84,6 +107,40 @@ def convert_file(src, dst, fmt: str | None = None, discriminator=None, **options
         d_meta["source"] = {"type": "convert", "converter": "nvlabs", "file": src.name, **d_meta["source"]}
         checkpoint.write(discriminator, d_state, d_meta)
     return meta
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links
+
+
+def _refuse_overwriting_the_source(src: Path, dst: Path, discriminator) -> None:
+    """Before anything is read: writing over the source would replace the only copy of the weights
+    with whatever the conversion made of them (a class-conditional file rewritten as unconditional)."""
+    outputs = [("output", dst)] + ([("--discriminator output", Path(discriminator))] if discriminator else [])
+    for label, out in outputs:
+        if _same_file(src, out):
+            raise CheckpointError(f"{out}: the {label} is the same file as the source {src.name}; converting "
+                                  f"in place would overwrite the only copy. Name another output file")
+    if discriminator is not None and _same_file(dst, Path(discriminator)):
+        raise CheckpointError(f"{discriminator}: the generator and the discriminator would go to the same file")
+
+
+def _read_source(src: Path) -> tuple[object, dict | None]:
+    """(the file's contents as plain objects, a safetensors source's header metadata or None)."""
+    from ..checkpoint import META_KEY
+    from . import safe_unpickle
+
+    if not src.is_file():
+        raise CheckpointError(f"file not found: {src}")
+    if not safe_unpickle.is_safetensors(src):
+        return safe_unpickle.load(src), None
+    tensors, header = safe_unpickle.read_safetensors(src)
+    if META_KEY in header:
+        raise CheckpointError(f"{src.name} is already converted: its header carries this project's "
+                              f"description ('{META_KEY}'), so it loads directly; nothing was written")
+    return tensors, header
 
 
 from . import dcgan  # noqa: E402,F401  (registers converters)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, OutputPathError
 from . import convert_file, converters
 
 
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         options["class_names"] = [s.strip() for s in a.class_names.split(",")]
     try:
         meta = convert_file(a.src, a.dst, a.fmt, discriminator=a.discriminator, **options)
-    except CheckpointError as e:
+    except (CheckpointError, OutputPathError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     shown = {k: meta[k] for k in ("arch", "kind", "z_dim", "c_dim", "img_resolution", "img_channels") if k in meta}

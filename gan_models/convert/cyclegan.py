@@ -12,8 +12,7 @@ from pathlib import PurePath
 
 from ..archs.translators import translator_state_dict
 from ..checkpoint import CheckpointError
-from ..registry import canonicalize
-from . import Converter, register_converter
+from . import Converter, canonical_state, register_converter
 
 _NET = re.compile(r"^(?P<prefix>.*?)_?(?:(?:latest|best|\d+)_)?net_(?P<net>G(?:_[AB])?)$")
 
@@ -32,7 +31,7 @@ def style_name_from_path(path: str) -> str:
 
 def _state(obj):
     try:
-        return translator_state_dict(canonicalize(obj))
+        return translator_state_dict(canonical_state(obj))
     except CheckpointError:
         return None
 
@@ -43,7 +42,7 @@ def sniff(obj) -> bool:
 
 def convert(obj, options: dict):
     try:
-        arch, sd, hp = translator_state_dict(canonicalize(obj))
+        arch, sd, hp = translator_state_dict(canonical_state(obj))
     except CheckpointError as e:
         raise CheckpointError(f"not a CycleGAN/pix2pix generator: {e}") from None
     meta = {"arch": arch, "kind": "translator", "in_channels": hp["in_channels"],

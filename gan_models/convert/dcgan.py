@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from ..archs.dcgan import detect, layout_from_state_dict
 from ..checkpoint import CheckpointError
-from ..registry import canonicalize
-from . import Converter, register_converter
+from . import Converter, canonical_state, register_converter
 
 
 def _state(obj):
     try:
-        return canonicalize(obj)
+        return canonical_state(obj)
     except CheckpointError:
         return None
 

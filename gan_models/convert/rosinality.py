@@ -48,6 +48,9 @@ def convert(obj, options: dict):
     if not _is_rosinality(sd):
         raise CheckpointError("'g_ema' is not a rosinality StyleGAN2 generator (need style.N, input.input, "
                               "conv1, to_rgb1 with 3 output channels; SWAGAN is not supported)")
+    odd = next((k for k, v in sd.items() if isinstance(v, torch.Tensor) and not isinstance(k, str)), None)
+    if odd is not None:
+        raise CheckpointError(f"'g_ema' holds a tensor under the key {odd!r:.60}, not a name")
     latent_avg = obj.get("latent_avg")
     if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
         raise CheckpointError(f"'latent_avg' is a {type(latent_avg).__name__}, not a tensor")
