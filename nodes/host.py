@@ -17,6 +17,8 @@ PACK_DIR = Path(__file__).resolve().parent.parent
 WEIGHTS_DIR = PACK_DIR / "weights"
 FOLDER = "gan"
 EXTENSIONS = {".safetensors"}
+# files from the wild the loader converts on first use (gan_models.convert: nothing in them is run)
+CONVERTIBLE = {".pkl", ".pt", ".pth", ".bin", ".tar"}
 # perceptual networks for inversion: NVlabs' vgg16.pt, torchvision's VGG16 (+ lpips' vgg.pth heads), ...
 PERCEPTUAL_FOLDER = "gan_perceptual"
 PERCEPTUAL_EXTENSIONS = {".pt", ".pth", ".bin", ".safetensors"}
@@ -43,7 +45,7 @@ def register_model_folder() -> None:
     if c is None:
         return
     fp = c[2]
-    for folder, extra, extensions in ((FOLDER, [str(WEIGHTS_DIR)], EXTENSIONS),
+    for folder, extra, extensions in ((FOLDER, [str(WEIGHTS_DIR)], EXTENSIONS | CONVERTIBLE),
                                       (PERCEPTUAL_FOLDER, [], PERCEPTUAL_EXTENSIONS)):
         paths, exts = fp.folder_names_and_paths.get(folder, ([], set()))
         paths = list(paths)
@@ -91,15 +93,74 @@ def _is_discriminator(path) -> bool:
 
 
 def list_checkpoints() -> list[str]:
+    """Generators and translators in models/gan and weights/: .safetensors files, and the files from
+    the wild (.pkl, .pt, .pth, .bin, .tar) that loading converts; a conversion cached beside its
+    source is not listed twice, nor is a discriminator."""
     c = _comfy()
     if c is not None:
         register_model_folder()
-        return sorted(n for n in c[2].get_filename_list(FOLDER)
-                      if not _is_discriminator(c[2].get_full_path(FOLDER, n)))
-    extra = os.environ.get("COMFYUI_GAN_MODELS")
-    dirs = [WEIGHTS_DIR] + ([Path(extra)] if extra else [])
-    return sorted({p.relative_to(d).as_posix() for d in dirs if d.is_dir()
-                   for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and not _is_discriminator(p)})
+        found = {n: Path(c[2].get_full_path(FOLDER, n)) for n in c[2].get_filename_list(FOLDER)}
+    else:
+        found = {p.relative_to(d).as_posix(): p for d in _checkpoint_dirs() if d.is_dir()
+                 for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS | CONVERTIBLE}
+    return sorted(n for n, p in found.items()
+                  if not (p.suffix.lower() == ".safetensors" and (_is_cache(n, found) or _is_discriminator(p))))
+
+
+def _is_cache(name: str, found: dict) -> bool:
+    return name.endswith(CACHE_SUFFIX) and name[:-len(CACHE_SUFFIX)] in found
+
+
+CACHE_SUFFIX = ".converted.safetensors"
+
+
+def converted(path: Path) -> Path:
+    """The .safetensors conversion of a checkpoint from the wild, made on first use with the safe
+    converter and kept beside the source (in a cache folder where that folder is read-only). The
+    cache is keyed by the source's size and modification time: a replaced source is converted again."""
+    from ..gan_models.convert import convert_file
+    if path.suffix.lower() == ".safetensors":
+        return path
+    st = path.stat()
+    key = {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    candidates = [path.with_name(path.name + CACHE_SUFFIX), _cache_dir() / f"{_path_key(path)}{CACHE_SUFFIX}"]
+    for cache in candidates:
+        if cache.is_file():
+            try:
+                if checkpoint.read_meta(cache).get("source", {}).get("cache_key") == key:
+                    return cache
+            except Exception:  # a damaged cache is converted again, not trusted
+                pass
+    progress = progress_bar(2)  # only a conversion shows a bar: a cached load is instant
+    progress(0, 2)
+    for cache in candidates:
+        if _writable(cache.parent):
+            try:
+                convert_file(path, cache, source_extra={"cache_key": key})
+            except PermissionError:
+                continue
+            progress(2, 2)
+            return cache
+    raise PermissionError(f"{path.name}: no writable folder for its conversion (tried {candidates[0].parent} "
+                          f"and {candidates[1].parent})")
+
+
+def _writable(folder: Path) -> bool:
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
+def _path_key(path: Path) -> str:
+    import hashlib
+    return f"{path.name}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+
+
+def _cache_dir() -> Path:
+    c = _comfy()
+    if c is not None:
+        return Path(c[2].get_user_directory()) / "comfyui-gan" / "converted"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "comfyui-gan" / "converted"
 
 
 def _checkpoint_dirs() -> list[Path]:

@@ -28,7 +28,8 @@ def cached_load(path, device: torch.device, dtype: torch.dtype):
 
 class LoadGANGenerator:
     CATEGORY = "GAN"
-    DESCRIPTION = "Loads a GAN generator or image-to-image translator from a .safetensors checkpoint."
+    DESCRIPTION = ("Loads a GAN generator or image-to-image translator: .safetensors, or a .pkl/.pt/.pth/.bin/.tar "
+                   "converted safely on first use.")
     RETURN_TYPES = ("GAN_GENERATOR",)
     RETURN_NAMES = ("generator",)
     OUTPUT_TOOLTIPS = ("The loaded network: feed it to SampleLatent (GAN) and GenerateImage (GAN), "
@@ -39,9 +40,10 @@ class LoadGANGenerator:
     def INPUT_TYPES(cls):
         return {"required": {
             "checkpoint": (host.list_checkpoints(), {
-                "tooltip": "A .safetensors checkpoint from models/gan or the pack's weights/ folder. "
-                           "Convert NVlabs .pkl, rosinality .pt and CycleGAN .pth files first with "
-                           "python -m gan_models.convert."}),
+                "tooltip": "A checkpoint from models/gan or the pack's weights/ folder: .safetensors, or an "
+                           "NVlabs .pkl, rosinality .pt, CycleGAN .pth, or DCGAN .pth/.tar, converted "
+                           "on first use into a .safetensors beside it (read as data: nothing stored in the "
+                           "file is run)."}),
             "device": (["auto", "cpu"], {"default": "auto",
                                          "tooltip": "auto: ComfyUI's compute device; cpu: always the CPU."}),
             "dtype": (["float32", "float16", "bfloat16"], {
@@ -51,5 +53,6 @@ class LoadGANGenerator:
         }}
 
     def load(self, checkpoint, device="auto", dtype="float32"):
-        G = cached_load(host.checkpoint_path(checkpoint), host.torch_device(device), DTYPES[dtype])
+        path = host.converted(host.checkpoint_path(checkpoint))
+        G = cached_load(path, host.torch_device(device), DTYPES[dtype])
         return (G,)

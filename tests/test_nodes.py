@@ -1,6 +1,7 @@
 """Each node as a plain class, outside ComfyUI (the real host runs in tests/host/)."""
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +197,73 @@ def test_class_list_sweeps_classes_with_the_same_seeds(nodes, models_dir):
         sample.sample(G, seed=0, batch_size=1, class_list="shoes")
     with pytest.raises(ValueError, match="unconditional"):
         sample.sample(load(nodes, "uncond.safetensors"), seed=0, batch_size=1, class_list="1")
+
+
+# -- files from the wild in models/gan: converted on first use, safely ---------------------------
+
+class _Payload:
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return os.system, (self.cmd,)
+
+
+def test_loader_converts_a_dropped_checkpoint_once(nodes, models_dir, pack, monkeypatch):
+    from gan_models.convert import __main__ as convert_cli
+    torch.manual_seed(1)
+    tut = dcgan.Generator(dcgan.make_layout(16, 0, 64, 3, ngf=4))
+    torch.save(tut.state_dict(), models_dir / "netG.pth")
+    combo = nodes["ComfyGAN_LoadGANGenerator"].INPUT_TYPES()["required"]["checkpoint"][0]
+    assert "netG.pth" in combo
+    calls = []
+    import importlib
+    conv = importlib.import_module(pack.__name__ + ".gan_models.convert")  # the pack's own copy
+    orig = conv.convert_file
+    monkeypatch.setattr(conv, "convert_file", lambda *a, **k: calls.append(a) or orig(*a, **k))
+    t0 = time.perf_counter()
+    G = load(nodes, "netG.pth")
+    first = time.perf_counter() - t0
+    assert len(calls) == 1 and (models_dir / "netG.pth.converted.safetensors").is_file()
+    # the cache is not offered as a second entry, and a second load (after the module cache is
+    # emptied) reads it instead of converting again
+    combo = nodes["ComfyGAN_LoadGANGenerator"].INPUT_TYPES()["required"]["checkpoint"][0]
+    assert "netG.pth.converted.safetensors" not in combo and "netG.pth" in combo
+    pack.nodes.loader._CACHE.clear()
+    t0 = time.perf_counter()
+    G2 = load(nodes, "netG.pth")
+    second = time.perf_counter() - t0
+    assert len(calls) == 1, "the second load converted again"
+    print(f"first load (convert) {first * 1000:.0f} ms, second load (cache) {second * 1000:.0f} ms")
+    # the same network the command line makes
+    assert convert_cli.main([str(models_dir / "netG.pth"), str(models_dir / "cli.safetensors")]) == 0
+    G3 = gan_models.load_generator(models_dir / "cli.safetensors")
+    z = torch.randn(3, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(G(z), G3(z)) and torch.equal(G2(z), G3(z))
+    # a replaced source is converted again
+    st = (models_dir / "netG.pth").stat()
+    os.utime(models_dir / "netG.pth", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    load(nodes, "netG.pth")
+    assert len(calls) == 2
+
+
+def test_loader_converts_into_a_cache_folder_where_models_is_read_only(nodes, models_dir, pack, monkeypatch,
+                                                                         tmp_path):
+    host = pack.nodes.host
+    torch.manual_seed(1)
+    torch.save(dcgan.Generator(dcgan.make_layout(16, 0, 64, 3, ngf=4)).state_dict(), models_dir / "netG.pth")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(host, "_writable", lambda folder: Path(folder).resolve() != models_dir.resolve())
+    load(nodes, "netG.pth")
+    assert not (models_dir / "netG.pth.converted.safetensors").exists()
+    assert len(list((tmp_path / "cache" / "comfyui-gan" / "converted").glob("netG.pth-*.converted.safetensors"))) == 1
+
+
+def test_loader_refuses_a_malicious_pickle_by_name(nodes, models_dir, pack, tmp_path):
+    marker = tmp_path / "PWNED"
+    import pickle
+    (models_dir / "evil.pkl").write_bytes(pickle.dumps({"G_ema": _Payload(f"touch {marker}")}, protocol=4))
+    assert "evil.pkl" in nodes["ComfyGAN_LoadGANGenerator"].INPUT_TYPES()["required"]["checkpoint"][0]
+    with pytest.raises(pack.gan_models.CheckpointError, match=r"refused to load global '(posix|os)\.system'"):
+        load(nodes, "evil.pkl")
+    assert not marker.exists() and not list(models_dir.glob("evil.pkl*.safetensors"))
