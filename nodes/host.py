@@ -114,20 +114,21 @@ def _is_cache(name: str, found: dict) -> bool:
 CACHE_SUFFIX = ".converted.safetensors"
 
 
-def converted(path: Path) -> Path:
+def converted(path: Path, key: str = "") -> Path:
     """The .safetensors conversion of a checkpoint from the wild, made on first use with the safe
     converter and kept beside the source (in a cache folder where that folder is read-only). The
-    cache is keyed by the source's size and modification time: a replaced source is converted again."""
+    cache is keyed by the source's size and modification time (and the --key chosen inside it): a
+    replaced source is converted again."""
     from ..gan_models.convert import convert_file
     if path.suffix.lower() == ".safetensors":
         return path
     st = path.stat()
-    key = {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    cache_key = {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "key": key}
     candidates = [path.with_name(path.name + CACHE_SUFFIX), _cache_dir() / f"{_path_key(path)}{CACHE_SUFFIX}"]
     for cache in candidates:
         if cache.is_file():
             try:
-                if checkpoint.read_meta(cache).get("source", {}).get("cache_key") == key:
+                if checkpoint.read_meta(cache).get("source", {}).get("cache_key") == cache_key:
                     return cache
             except Exception:  # a damaged cache is converted again, not trusted
                 pass
@@ -136,7 +137,7 @@ def converted(path: Path) -> Path:
     for cache in candidates:
         if _writable(cache.parent):
             try:
-                convert_file(path, cache, source_extra={"cache_key": key})
+                convert_file(path, cache, source_extra={"cache_key": cache_key}, key=key or None)
             except PermissionError:
                 continue
             progress(2, 2)

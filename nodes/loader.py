@@ -50,9 +50,14 @@ class LoadGANGenerator:
                 "default": "float32",
                 "tooltip": "Weights precision. float16/bfloat16 halve memory and are faster on GPUs; "
                            "keep float32 on the CPU."}),
+        }, "optional": {
+            "key": ("STRING", {
+                "default": "",
+                "tooltip": "Only for a training checkpoint holding several generators (the error lists them): "
+                           "which one to convert, as '/'-joined keys, e.g. models/netG_ema."}),
         }}
 
-    def load(self, checkpoint, device="auto", dtype="float32"):
-        path = host.converted(host.checkpoint_path(checkpoint))
+    def load(self, checkpoint, device="auto", dtype="float32", key=""):
+        path = host.converted(host.checkpoint_path(checkpoint), key.strip())
         G = cached_load(path, host.torch_device(device), DTYPES[dtype])
         return (G,)

@@ -267,3 +267,20 @@ def test_loader_refuses_a_malicious_pickle_by_name(nodes, models_dir, pack, tmp_
     with pytest.raises(pack.gan_models.CheckpointError, match=r"refused to load global '(posix|os)\.system'"):
         load(nodes, "evil.pkl")
     assert not marker.exists() and not list(models_dir.glob("evil.pkl*.safetensors"))
+
+
+def test_loader_takes_the_key_of_one_generator_among_several(nodes, models_dir, pack):
+    torch.manual_seed(1)
+    a = dcgan.Generator(dcgan.make_layout(16, 0, 64, 3, ngf=4)).state_dict()
+    b = dcgan.Generator(dcgan.make_layout(16, 0, 64, 3, ngf=4)).state_dict()
+    torch.save({"G1": a, "G2": b, "epoch": 3}, models_dir / "two.tar")
+    with pytest.raises(pack.gan_models.CheckpointError, match=r"2 generators in this file: G1 .*G2 .*--key"):
+        load(nodes, "two.tar")
+    loader = nodes["ComfyGAN_LoadGANGenerator"]()
+    G1, = loader.load("two.tar", "cpu", "float32", key="G1")
+    G2, = loader.load("two.tar", "cpu", "float32", key="G2")
+    z = torch.randn(1, 16)
+    assert not torch.equal(G1(z), G2(z))  # the key is part of the cache's identity
+    ref = dcgan.Generator(dcgan.make_layout(16, 0, 64, 3, ngf=4))
+    ref.load_state_dict(b)
+    assert torch.equal(G2(z), ref.eval()(z))

@@ -7,9 +7,12 @@ A converter then recognises the plain object it got (`sniff`) and returns (state
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 from ..checkpoint import CheckpointError
 
@@ -36,33 +39,51 @@ def converters() -> dict[str, Converter]:
 
 
 def canonical_state(obj) -> dict:
-    """registry.canonicalize, with a CheckpointError for what it takes for granted: it reads every key
-    beside a tensor as a str, and an untrusted file may put an int or a tuple there."""
+    """A flat {name: tensor} state dict (DataParallel / torch.compile prefixes stripped) where obj holds
+    tensors itself; a CheckpointError where it does not. Wrappers are not unwrapped by name here: `locate` finds the
+    state dict inside a container by structure, and ranks an EMA copy above a generator above the rest."""
     from ..registry import canonicalize
 
+    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"expected a state dict of tensors, found a {type(obj).__name__} holding none")
     try:
         return canonicalize(obj)
-    except (AttributeError, TypeError) as e:
+    except (AttributeError, TypeError) as e:  # a key beside a tensor that is an int or a tuple
         raise CheckpointError(f"a state dict whose keys are not all names ({type(e).__name__}: {e})") from e
 
 
-def convert_object(obj, source_path: str, fmt: str | None = None, **options) -> tuple[dict, dict]:
+def convert_object(obj, source_path: str, fmt: str | None = None, key: str | None = None,
+                   **options) -> tuple[dict, dict]:
     """Convert a safely loaded object. `source_path` reaches the converter as options['source_name']:
-    upstream CycleGAN keeps the experiment name in the folder (checkpoints/horse2zebra/latest_net_G_A.pth)."""
+    upstream CycleGAN keeps the experiment name in the folder (checkpoints/horse2zebra/latest_net_G_A.pth).
+    A file no converter recognises as a whole is searched for its generator (`locate`); `key` names the
+    part to convert where a file holds several."""
+    from . import locate
+
     source_name = Path(source_path).name
-    if fmt is not None:
-        if fmt not in _CONVERTERS:
-            raise CheckpointError(f"unknown source format {fmt!r}; known: {sorted(_CONVERTERS)}")
-        candidates = [_CONVERTERS[fmt]]
-    else:
-        candidates = [c for c in _CONVERTERS.values() if c.sniff(obj)]
-        if not candidates:
-            raise CheckpointError(f"{source_name}: not a checkpoint layout any converter recognises "
-                                  f"(known: {sorted(_CONVERTERS)}); pass --from to force one")
-    state, meta = candidates[0].convert(obj, {"source_name": str(source_path), **options})
+    if fmt is not None and fmt not in _CONVERTERS:
+        raise CheckpointError(f"unknown source format {fmt!r}; known: {sorted(_CONVERTERS)}")
+    pool = {fmt: _CONVERTERS[fmt]} if fmt else dict(_CONVERTERS)
+    where = None
+    if key:
+        obj, where = locate.resolve(obj, key), key
+    names = [n for n, c in pool.items() if locate._sniffs(c, obj)]
+    if not names and not key:
+        found = locate.choose(locate.candidates(obj, pool))
+        if found is not None:
+            obj, where, names = found.obj, found.path, [found.converter]
+    if not names:
+        if fmt is not None and not key:  # the user insists: let the converter say what it misses
+            names = [fmt]
+        else:
+            at = f" at {key}" if key else ""
+            raise CheckpointError(f"{source_name}{at}: no generator found, not a checkpoint layout any converter "
+                                  f"recognises (known: {sorted(_CONVERTERS)}); it holds {locate.describe(obj)}; "
+                                  f"{locate.closest(obj)}")
+    state, meta = pool[names[0]].convert(obj, {"source_name": str(source_path), **options})
     meta.setdefault("source", {})
-    meta["source"] = {"type": "convert", "converter": candidates[0].name, "file": source_name,
-                      **meta["source"]}
+    meta["source"] = {"type": "convert", "converter": names[0], "file": source_name,
+                      **({"key": where} if where else {}), **meta["source"]}
     return state, meta
 
 

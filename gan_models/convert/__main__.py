@@ -20,6 +20,10 @@ def main(argv=None) -> int:
     p.add_argument("dst", help="output .safetensors path")
     p.add_argument("--from", dest="fmt", choices=sorted(converters()),
                    help="source format (default: recognised from the file's contents)")
+    p.add_argument("--key", metavar="PATH",
+                   help="where the generator is inside the file, as '/'-joined keys and list indices "
+                        "(e.g. models/netG_ema; a Lightning prefix ends in a dot: state_dict/generator.); "
+                        "needed only where a file holds several generators, which the error then lists")
     p.add_argument("--arch", help="architecture hint passed to the converter")
     p.add_argument("--z-dim", type=int, help="DCGAN: size of z when the first layer also takes a label")
     p.add_argument("--num-classes", type=int, help="DCGAN: one-hot label width concatenated to z")
@@ -29,7 +33,7 @@ def main(argv=None) -> int:
                    help="NVlabs training pickles: also write the discriminator here, for fine-tuning with "
                         "python -m gan_models.train --init G.safetensors --init-d D.safetensors")
     a = p.parse_args(argv)
-    options = {k: v for k, v in dict(arch=a.arch, z_dim=a.z_dim, num_classes=a.num_classes,
+    options = {k: v for k, v in dict(key=a.key, arch=a.arch, z_dim=a.z_dim, num_classes=a.num_classes,
                                      style_name=a.style_name).items() if v is not None}
     if a.class_names:
         options["class_names"] = [s.strip() for s in a.class_names.split(",")]
