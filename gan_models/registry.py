@@ -11,6 +11,7 @@ from typing import Callable, Mapping
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .checkpoint import CheckpointError
 
@@ -109,17 +110,42 @@ def _why_not(arch: Architecture, state_dict: StateDict, meta: dict) -> str:
 
 
 def build(state_dict: StateDict, meta: dict | None = None) -> nn.Module:
+    """The module the tensors describe, holding those tensors. Construction draws no random numbers:
+    every weight is about to be replaced by the file's, and at 1024 px the random initialisation was
+    half the load time."""
     meta = dict(meta or {})
     arch = detect(state_dict, meta)
-    module = arch.build(state_dict, meta)
+    with _NoRandomInit():
+        module = arch.build(state_dict, meta)
     module.arch_name = arch.name
     module.kind = arch.kind
     module.meta = {**meta, "arch": arch.name, "kind": arch.kind}
     return module
 
 
+class _NoRandomInit(TorchFunctionMode):
+    """Random draws are skipped while a module is built from a state dict: a draw allocates without
+    filling (the values are as arbitrary as random ones, and every one is replaced), and the global
+    random stream is left where it was. Thread-local, so a thread beside it keeps drawing. The meta
+    device would skip the memory too, but its first use imports torch._dynamo: a second or more."""
+    _FACTORIES = {torch.randn, torch.rand, torch.randn_like, torch.rand_like}
+    _IN_PLACE = {torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.bernoulli_,
+                 torch.Tensor.exponential_, torch.Tensor.random_, torch.Tensor.cauchy_,
+                 torch.Tensor.log_normal_, torch.Tensor.geometric_}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in self._FACTORIES:
+            kwargs.pop("generator", None)
+            return (torch.empty_like if func in (torch.randn_like, torch.rand_like) else torch.empty)(*args, **kwargs)
+        if func in self._IN_PLACE:
+            return args[0]
+        return func(*args, **kwargs)
+
+
 def load_state_dict_strict(module: nn.Module, state_dict: StateDict, arch_name: str) -> nn.Module:
-    """load_state_dict(strict=True) with an error that says which architecture and which keys."""
+    """load_state_dict(strict=True) with an error that says which architecture and which keys. The
+    module takes the state dict's tensors themselves (cast to its dtype where they differ), not copies."""
     want = module.state_dict()
     wrong = [(k, list(t.shape), list(want[k].shape)) for k, t in state_dict.items()
              if k in want and t.shape != want[k].shape]
@@ -128,7 +154,9 @@ def load_state_dict_strict(module: nn.Module, state_dict: StateDict, arch_name: 
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
         raise CheckpointError(f"{arch_name}: tensor {k!r} has shape {got}, the network the other tensors "
                               f"describe needs {expected}{more}")
-    missing, unexpected = module.load_state_dict(dict(state_dict), strict=False)
+    state = {k: t.to(want[k].dtype).contiguous() if k in want and want[k].is_floating_point() else t
+             for k, t in state_dict.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False, assign=True)
     if missing or unexpected:
         raise CheckpointError(f"{arch_name}: state dict does not fit the detected shape: "
                               f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
