@@ -167,3 +167,4 @@ def _read_source(src: Path) -> tuple[object, dict | None]:
 from . import dcgan  # noqa: E402,F401  (registers converters)
 from . import cyclegan  # noqa: E402,F401
 from . import nvlabs, rosinality  # noqa: E402,F401
+from . import nvlabs_tf  # noqa: E402,F401

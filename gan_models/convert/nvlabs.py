@@ -14,7 +14,7 @@ import math
 
 from ..checkpoint import CheckpointError
 from . import Converter, register_converter
-from .safe_unpickle import PersistentObject, _plain
+from .safe_unpickle import PersistentObject, TFNetwork, _plain
 
 _PREFERRED_KEY = "G_ema"
 
@@ -80,6 +80,9 @@ def discriminator(obj) -> tuple[dict, dict]:
     random D discards half of what transfer learning keeps. Released pickles (ffhq.pkl, ...) hold it
     too; some generator-only exports do not."""
     d = obj.get("D") if isinstance(obj, dict) else None
+    if isinstance(obj, (tuple, list)) and any(isinstance(n, TFNetwork) for n in obj):
+        raise CheckpointError("--discriminator: this is a TF-era NVlabs pickle; only its generator (Gs) is "
+                              "converted, its D is not (convert without --discriminator)")
     if not isinstance(d, PersistentObject):
         raise CheckpointError("--discriminator: the file holds no NVlabs 'D' network"
                               + (f" (its keys: {sorted(str(k) for k in obj)})" if isinstance(obj, dict) else ""))

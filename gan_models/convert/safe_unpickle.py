@@ -16,6 +16,10 @@ torch.jit.load, which would run or trust what the file says):
   its raw bytes.
 - TorchScript archives (NVlabs' metrics/vgg16.pt): the zip layout again, whose `__torch__.*` module
   objects become plain attribute dicts (`load_torchscript_tensors`).
+- TF-era NVlabs network pickles (StyleGAN2 and stylegan2-ada in TensorFlow): a tuple (G, D, Gs) of
+  `dnnlib.tflib.network.Network` objects whose state carries the Python source that builds their TF
+  graph; unpickling them upstream *executes that source*. Here each becomes a `TFNetwork` holding its
+  state as data (variables as numpy arrays); build_module_src is kept as text and never run.
 
 Only an explicit allowlist of globals resolves; anything else is refused with a CheckpointError naming
 it. Untrusted data is also bounded (`Budget`): a few hundred bytes of pickle can describe an object
@@ -192,6 +196,63 @@ class PersistentObject:
         return f"PersistentObject({self.class_name!r})"
 
 
+class TFNetwork:
+    """What a TF-era `dnnlib.tflib.network.Network` becomes: its pickled state, as data.
+
+    Upstream's __setstate__ exec()s state['build_module_src'] to rebuild the TF graph; here the state
+    is only kept. It is checked field by field when set (cheaply: the graph bounds are enforced once
+    the whole file is read, and a variables list shared by many networks must not be walked once per
+    network), and deeply by the converter, after those bounds. `components` maps names to nested
+    TFNetworks; `variables` is a list of (name, numpy array) pairs."""
+
+    _FIELDS = {"version": int, "name": str, "static_kwargs": dict, "components": dict,
+               "build_module_src": str, "build_func_name": str, "variables": list}
+
+    def __new__(cls, *args):
+        if args:  # pickled by NEWOBJ with no arguments; anything else is not a Network
+            raise CheckpointError(f"TF network created with arguments {_brief(args[0])}")
+        return super().__new__(cls)
+
+    def __setstate__(self, state):
+        if "state" in self.__dict__:  # a second BUILD could swap a checked state for another
+            raise CheckpointError(f"TF network {self.name!r} given state twice")
+        if not isinstance(state, dict):
+            raise CheckpointError(f"TF network state is {_brief(state)}, not a dict")
+        for key, kind in self._FIELDS.items():
+            value = state.get(key, {} if key == "components" else None)  # version 2/3 had none
+            if type(value) is not kind and not (kind is dict and isinstance(value, dict)):
+                raise CheckpointError(f"TF network {_brief(state.get('name'))}: {key} is {_brief(value)}, "
+                                      f"not a {kind.__name__}")
+        self.state = dict(state)
+
+    @property
+    def version(self) -> int | None:
+        return self.__dict__.get("state", {}).get("version")
+
+    @property
+    def name(self) -> str | None:
+        return self.__dict__.get("state", {}).get("name")
+
+    @property
+    def static_kwargs(self) -> dict:
+        return dict(self.state["static_kwargs"])
+
+    @property
+    def components(self) -> dict:
+        return dict(self.state.get("components") or {})
+
+    @property
+    def variables(self) -> list:
+        return list(self.state["variables"])
+
+    @property
+    def build_func_name(self) -> str:
+        return self.state["build_func_name"]
+
+    def __repr__(self) -> str:
+        return f"TFNetwork({self.name!r})"
+
+
 def _plain(obj, budget: Budget | None = None, _depth: int = 0):
     """Nested EasyDicts / OrderedDicts / tuples -> dicts and lists (for JSON headers)."""
     budget = budget or Budget("value")
@@ -224,6 +285,8 @@ def _children(obj):
         return obj
     if isinstance(obj, PersistentObject):
         return (obj.state,)
+    if isinstance(obj, TFNetwork):
+        return (obj.__dict__.get("state", {}),)
     if isinstance(obj, ScriptObject):
         return (obj.attrs,)
     if isinstance(obj, argparse.Namespace):
@@ -390,6 +453,7 @@ def _allowlist() -> dict[str, object]:
         "_codecs.encode": _codecs_encode,
         "dnnlib.EasyDict": EasyDict,
         "dnnlib.util.EasyDict": EasyDict,
+        "dnnlib.tflib.network.Network": TFNetwork,  # as data: its build_module_src is never run
         "argparse.Namespace": argparse.Namespace,  # rosinality's train.py saves its args beside the weights
         "numpy.dtype": _numpy_dtype,
         "numpy.ndarray": np.ndarray,
@@ -446,7 +510,7 @@ class RestrictedUnpickler(pickle._Unpickler):
         if key in _ALLOWED:
             return _ALLOWED[key]
         raise CheckpointError(f"{self.source_name}: refused to load global '{key}': only tensors, numpy "
-                              f"arrays, plain containers and NVlabs persistent modules (as data) are allowed; "
+                              f"arrays, plain containers and NVlabs networks (as data) are allowed; "
                               f"{_REFUSAL_ADVICE}")
 
     def _reconstruct_persistent_obj(self, meta):
@@ -598,7 +662,7 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     def _build(self):
         state, inst = self.stack[-1], self.stack[-2]
-        if isinstance(inst, (PersistentObject, ScriptObject, EasyDict)):
+        if isinstance(inst, (PersistentObject, ScriptObject, EasyDict, TFNetwork)):
             pass  # their own __setstate__ decides
         elif isinstance(inst, type):  # setting a class's attributes would change it for the whole process
             raise CheckpointError(f"{self.source_name}: refused to set the state of the class "
