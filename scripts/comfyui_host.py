@@ -399,6 +399,11 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                         continue
                     value = values[key]
                 else:
+                    if pos >= len(values) and isinstance(spec[1] if len(spec) > 1 else None, dict) \
+                            and "default" in spec[1]:
+                        # a widget added after the workflow was saved: the editor gives it its default
+                        api_inputs[key] = spec[1]["default"]
+                        continue
                     if pos >= len(values):
                         raise ValueError(f"node {node['id']} ({ntype}): widgets_values has {len(values)} "
                                          f"values, too few for widget {key!r}")
