@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_models.train.loop import hardware  # noqa: E402
+from gan_models.cli import public_path  # noqa: E402
 
 WORKER = r"""
 import ctypes, json, resource, sys, time, warnings
@@ -131,9 +132,9 @@ def main() -> None:
     mem = results["memory"]
     report = {
         "hardware": hardware(),
-        "data": str(Path(a.data).resolve()), "resolution": a.resolution, "channels": a.channels,
+        "data": public_path(str(Path(a.data).resolve())), "resolution": a.resolution, "channels": a.channels,
         "images": mem["images"], "cache_file_mb": round(cache_mb, 1),
-        "baseline": str(a.baseline.resolve()) if a.baseline else None,
+        "baseline": public_path(str(a.baseline.resolve())) if a.baseline else None,
         "results": results,
         "data_mb": round(mem["data_mb_per_proc"], 1),
         "ratios": {"machine_memory_memory_over_cache_hit":

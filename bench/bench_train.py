@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from gan_models import devices  # noqa: E402
 from gan_models.train import TrainConfig, Trainer  # noqa: E402
 from gan_models.train.loop import hardware  # noqa: E402
+from gan_models.cli import public_path  # noqa: E402
 
 
 def configs(full: bool, batch: int) -> list[dict]:
@@ -197,7 +198,7 @@ def main(argv=None):
     path = out / f"train_{a.device.split(':')[0]}-{stamp}.json"
     path.write_text(json.dumps({"hardware": hardware(), "device": a.device, "threads": a.threads,
                                 "steps": a.steps, "reps": a.reps, "full_width": a.full_width,
-                                "upstream": a.upstream,
+                                "upstream": public_path(str(a.upstream)) if a.upstream else None,
                                 "note": "StyleGAN2 steps timed without lazy R1/path-length phases",
                                 "results": results}, indent=2) + "\n")
     print(path)

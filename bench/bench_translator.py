@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_models.archs.translators import ResnetTranslator, inference_copy  # noqa: E402
+from gan_models.cli import public_path  # noqa: E402
 
 FP32_TOL = 1e-4  # fp32 paths differ from upstream by float rounding only (~2e-6 measured)
 
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     record = {"benchmark": "resnet9_ngf64_translator", "size": a.size, "batch": a.batch, "threads": a.threads,
               "iters": a.iters, "torch": torch.__version__, "machine": platform.machine(),
               "processor": platform.processor(), "cpu_count": os.cpu_count(),
-              "loadavg_at_end": os.getloadavg(), "upstream": str(a.upstream) if a.upstream else None,
+              "loadavg_at_end": os.getloadavg(), "upstream": public_path(str(a.upstream)) if a.upstream else None,
               "results": results}
     a.out.mkdir(parents=True, exist_ok=True)
     dst = a.out / f"translator-{time.strftime('%Y%m%d-%H%M%S')}.json"

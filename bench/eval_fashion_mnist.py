@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import gan_models  # noqa: E402
 from gan_models.checkpoint import atomic_write_bytes  # noqa: E402
+from gan_models.cli import public_path  # noqa: E402
 from gan_models.train.data import FASHION_MNIST_CLASSES, load_idx  # noqa: E402
 
 FIDELITY_BAR = 0.85
@@ -175,9 +176,9 @@ def main(argv=None) -> int:
     seeds = seeds_check(G)
     ok = fidelity >= FIDELITY_BAR and all(r["diversity_ratio"] >= DIVERSITY_BAR for r in per_class) and seeds["pass"]
     result = {
-        "checkpoint": str(ckpt), "checkpoint_source": G.meta.get("source", {}),
+        "checkpoint": public_path(str(ckpt)), "checkpoint_source": G.meta.get("source", {}),
         "classifier": {"arch": CLASSIFIER_ARCH, "epochs": a.epochs,
-                       "test_accuracy": round(test_acc, 4), "data": a.data},
+                       "test_accuracy": round(test_acc, 4), "data": public_path(str(a.data))},
         "samples_per_class": a.per_class, "truncation_psi": a.psi, "seed": a.seed,
         "fidelity": round(fidelity, 4), "fidelity_bar": FIDELITY_BAR,
         "min_diversity_ratio": min(r["diversity_ratio"] for r in per_class), "diversity_bar": DIVERSITY_BAR,

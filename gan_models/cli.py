@@ -59,3 +59,33 @@ def unit_interval(text: str) -> float:
     if not 0 <= v < 1:
         raise argparse.ArgumentTypeError(f"{v:g} must be in [0, 1)")
     return v
+
+
+# Debian's packaged datasets and fonts are at the same place on every machine: naming them tells a
+# reader where the data came from. Every other absolute path is the author's own disk.
+_SHARED_PREFIXES = ("/usr/share/",)
+
+
+def public_path(text: str) -> str:
+    """An absolute local path as it may be published: its last component (`/home/me/runs/emoji` ->
+    `emoji`). Relative paths, and system data paths, stay as written."""
+    if not text.startswith("/") or text.startswith(_SHARED_PREFIXES):
+        return text
+    return text.rstrip("/").rsplit("/", 1)[-1] or text
+
+
+def public_command(prog: list[str], argv: list[str]) -> str:
+    """The command line recorded in a file the project may publish (a checkpoint's header, a benchmark
+    result): the arguments as given, local absolute paths reduced by `public_path`, including the
+    value of an `--opt=/path` argument."""
+    import shlex
+
+    words = []
+    for a in argv:
+        if a.startswith("--") and "=" in a:
+            opt, _, val = a.partition("=")
+            a = f"{opt}={public_path(val)}"
+        else:
+            a = public_path(a)
+        words.append(a)
+    return " ".join(shlex.quote(x) for x in [*prog, *words])

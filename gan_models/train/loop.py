@@ -12,7 +12,6 @@ import json
 import math
 import os
 import platform
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint, metrics, save_generator
+from ..cli import public_command
 from ..images import save_grid
 from . import augment as augment_mod, distributed, snapshot, transfer
 from .data import BatchOrder, Dataset, load_dataset
@@ -553,4 +553,4 @@ class Trainer(snapshot.Resumable):
 
 
 def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", "gan_models.train", *sys.argv[1:]])
+    return public_command(["python", "-m", "gan_models.train"], sys.argv[1:])
