@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from . import devices, latents as L
+from . import autotune, devices, latents as L
 from .checkpoint import CheckpointError
 from .cli import finite_float, nonneg_int, positive_float, positive_int
 
@@ -42,10 +43,14 @@ def fast_synthesis_kwargs(G, device: torch.device, dtype: torch.dtype = torch.fl
 @torch.inference_mode()
 def synthesize(G, lat: L.Latent, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                noise_mode: str = "const", mix_with: L.Latent | None = None, crossover: int | None = None,
-               chunk: int = 8, progress: Callable[[int, int], None] | None = None,
-               check_interrupt: Callable[[], None] | None = None) -> torch.Tensor:
+               chunk: int = 0, progress: Callable[[int, int], None] | None = None,
+               check_interrupt: Callable[[], None] | None = None,
+               memory_budget: int | None = None) -> torch.Tensor:
     """Images NCHW float32 in [-1, 1] on the CPU for every item of `lat`, `chunk` items at a time so
-    a large batch never needs all of its activations at once."""
+    a large batch never needs all of its activations at once. chunk 0 (the default) picks the size
+    from the model's measured activation memory within memory_budget bytes (default: half a GPU's
+    free memory, a quarter of the available RAM up to 4 GiB) and, on the CPU, from timing sizes on
+    the job's own first items (`autotune.ChunkTuner`)."""
     require_generator(G)
     lat.check_fits(G)
     L.check_truncation(truncation_psi, truncation_cutoff)
@@ -59,14 +64,13 @@ def synthesize(G, lat: L.Latent, truncation_psi: float = 1.0, truncation_cutoff:
     p = next(G.parameters())
     fast = fast_synthesis_kwargs(G, p.device, p.dtype)
     n, out = len(lat), []
-    for start in range(0, n, max(1, chunk)):
-        if check_interrupt:
-            check_interrupt()
-        part = lat.index(slice(start, start + chunk))
+
+    def run(start: int, size: int) -> None:
+        part = lat.index(slice(start, start + size))
         if style and (part.space == "w" or mix_with is not None):
             ws = L.to_w(G, part, truncation_psi, truncation_cutoff).values
             if mix_with is not None:
-                m = mix_with if len(mix_with) == 1 else mix_with.index(slice(start, start + chunk))
+                m = mix_with if len(mix_with) == 1 else mix_with.index(slice(start, start + size))
                 ws2 = L.to_w(G, m, truncation_psi, truncation_cutoff).values
                 ws = L.mix(G, ws, ws2, G.num_ws if crossover is None else crossover)
             kw = {}
@@ -78,8 +82,28 @@ def synthesize(G, lat: L.Latent, truncation_psi: float = 1.0, truncation_cutoff:
             img = G(part.values.to(p.device, p.dtype), c, truncation_psi=truncation_psi,
                     truncation_cutoff=truncation_cutoff, noise_mode=noise_mode, **fast)
         out.append(img.float().cpu())
+
+    tuner = None
+    if not chunk or chunk < 1:
+        key = (type(G).__name__, getattr(G, "img_resolution", None), sum(t.numel() for t in G.parameters()),
+               str(p.device), str(p.dtype), bool(fast), style and lat.space == "w")
+        tuner = autotune.ChunkTuner(key, p.device, memory_budget)
+    start = 0
+    while start < n:
+        if check_interrupt:
+            check_interrupt()
+        if tuner is not None and tuner.limit is None:
+            tuner.measure_first(lambda size: run(start, size), G)
+            size = 1
+        else:
+            size = tuner.next_chunk(n - start) if tuner is not None else min(chunk, n - start)
+            t0 = time.perf_counter()
+            run(start, size)
+            if tuner is not None:
+                tuner.record(size, time.perf_counter() - t0)
+        start += size
         if progress:
-            progress(min(start + chunk, n), n)
+            progress(start, n)
     return torch.cat(out)
 
 
@@ -105,7 +129,9 @@ def main(argv=None) -> int:
                         "or one animated .webp/.gif")
     p.add_argument("--nrow", type=positive_int, default=None, help="images per row")
     devices.add_argument(p)
-    p.add_argument("--batch", type=positive_int, default=16, help="images per forward pass")
+    p.add_argument("--batch", type=nonneg_int, default=0,
+                   help="images per forward pass (default 0: as memory allows, and on a CPU the size that "
+                        "runs fastest here, timed on the first images)")
     p.add_argument("--edit", action="append", default=[], metavar="DIRS.safetensors:INDEX:STRENGTH",
                    help="move every latent STRENGTH standard deviations along direction INDEX of a file written "
                         "by python -m gan_models.directions (StyleGAN; repeatable, applied in order, in W)")

@@ -13,6 +13,7 @@ if the model's output or the input is RGB, else grayscale.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import autotune
 from .archs.translators import ResnetTranslator, inference_copy
 
 _LUMA = (0.299, 0.587, 0.114)
@@ -45,6 +47,35 @@ def activation_bytes(T: nn.Module, height: int, width: int, batch: int = 1) -> i
     if hasattr(T, "activation_bytes"):
         return int(T.activation_bytes(height, width, batch))
     return 4 * batch * height * width * 3 * max(_conv_widths(T) or [64])
+
+
+# Larger frames are timed on a crop of this side: the convolutions' relative speed has settled by then,
+# and timing three paths on a full 4K frame would cost more than the choice saves.
+_TIMING_SIDE = 256
+
+
+def fastest_cpu_path(T: nn.Module, shape: tuple[int, int, int, int], dtype: torch.dtype) -> nn.Module:
+    """T, or a copy of it computing the same outputs, whichever ran fastest on this machine for one
+    pass of `shape`: as it is, channels-last, or (a float32 ResNet translator) with Winograd 3x3
+    convolutions. Which wins depends on the CPU: Winograd ran 1.8x upstream on one 2-core Xeon and
+    1.03x on another 2-core CPU, where channels-last gave 1.21x. Timed once per (model widths, shape,
+    dtype, threads) in a process (`autotune.fastest`)."""
+    n, c, h, w = shape
+    shape = (1, c, min(h, _TIMING_SIDE), min(w, _TIMING_SIDE))
+    m = int(getattr(T, "size_multiple", 1))
+    key = ("translator", type(T).__name__, tuple(_conv_widths(T)), shape, str(dtype))
+    makers = {"eager": lambda: T,
+              "channels_last": lambda: copy.deepcopy(T).to(memory_format=torch.channels_last)}
+    if isinstance(T, ResnetTranslator) and dtype == torch.float32:
+        makers["winograd"] = lambda: inference_copy(T)
+    name = autotune.chosen(key)
+    if name is None:
+        paths = {k: make() for k, make in makers.items()}
+        x = torch.rand(shape, dtype=dtype).mul_(2).sub_(1)
+        with torch.inference_mode():
+            name = autotune.fastest(key, {k: (lambda net=net: _run(net, x, m)) for k, net in paths.items()})
+        return paths[name]
+    return makers[name]()
 
 
 def _reflect_index(n: int, before: int, after: int, device) -> torch.Tensor:
@@ -250,8 +281,9 @@ def translate(T: nn.Module, images: torch.Tensor, *, strength: float = 1.0,
     max_tile: largest tile side; tiles are also made small enough for memory_budget_mb.
     chunk: frames per pass; progress(done, total) and check_interrupt() run between chunks (and
     check_interrupt between tiles), so ComfyUI can show progress and cancel.
-    fast: run a ResNet translator through `inference_copy` (Winograd 3x3 convolutions, 1.8x upstream
-    on CPU, equal to about 1e-5); default: on CPU.
+    fast: True runs a ResNet translator through `inference_copy` (Winograd 3x3 convolutions, equal
+    to about 1e-5), False as it is; None (default) on the CPU takes whichever of those and a
+    channels-last copy ran fastest here (`fastest_cpu_path`), on other devices the model as it is.
     """
     if getattr(T, "kind", "translator") == "generator":
         raise TypeError(f"translate: {getattr(T, 'arch_name', type(T).__name__)} is a noise-to-image "
@@ -280,8 +312,6 @@ def translate(T: nn.Module, images: torch.Tensor, *, strength: float = 1.0,
     param = next(T.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
-    if (device.type == "cpu" if fast is None else fast) and isinstance(T, ResnetTranslator):
-        T = inference_copy(T)
     budget = int(memory_budget_mb * 2**20)
     m = int(getattr(T, "size_multiple", 1))
     if process_resolution is not None:
@@ -294,6 +324,11 @@ def translate(T: nn.Module, images: torch.Tensor, *, strength: float = 1.0,
     if frame_bytes > budget or (max_tile is not None and max(ph, pw) > max_tile):
         tile = tile_shape(T, ph, pw, budget, max_tile, tile_overlap)
     per_pass = max(1, min(chunk, budget // max(frame_bytes, 1)))
+    if fast is None and device.type == "cpu":
+        th, tw = tile or (ph, pw)
+        T = fastest_cpu_path(T, (1, c_in, th, tw), dtype)
+    elif fast and isinstance(T, ResnetTranslator):
+        T = inference_copy(T)
 
     out = torch.empty(n, h, w, c_res + (alpha.shape[-1] if alpha is not None else 0))
     with torch.inference_mode():

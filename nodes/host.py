@@ -237,6 +237,15 @@ def progress_bar(total: int):
     return lambda done, total: bar.update_absolute(done, total)
 
 
+def memory_budget(device: torch.device) -> int | None:
+    """Bytes a node's activations may take on device: half of what ComfyUI's memory manager reports
+    free on a GPU (it counts the models it keeps loaded); None elsewhere, for the library's default."""
+    c = _comfy()
+    if c is None or device.type != "cuda":
+        return None
+    return int(c[0].get_free_memory(device)) // 2
+
+
 def soft_empty_cache() -> None:
     c = _comfy()
     if c is not None:
