@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from typing import Callable
 
 import torch
@@ -68,14 +69,27 @@ def fastest_cpu_path(T: nn.Module, shape: tuple[int, int, int, int], dtype: torc
               "channels_last": lambda: copy.deepcopy(T).to(memory_format=torch.channels_last)}
     if isinstance(T, ResnetTranslator) and dtype == torch.float32:
         makers["winograd"] = lambda: inference_copy(T)
+    # a copy is made once per model, not once per call, and again if its weights were changed in place
+    version = sum(q._version for q in T.parameters())
+    if _PREPARED.get(T, (None,))[0] != version:
+        _PREPARED[T] = (version, {})
+    made = _PREPARED[T][1]
+
+    def path(k):
+        if k not in made:
+            made[k] = makers[k]()
+        return made[k]
+
     name = autotune.chosen(key)
     if name is None:
-        paths = {k: make() for k, make in makers.items()}
         x = torch.rand(shape, dtype=dtype).mul_(2).sub_(1)
         with torch.inference_mode():
-            name = autotune.fastest(key, {k: (lambda net=net: _run(net, x, m)) for k, net in paths.items()})
-        return paths[name]
-    return makers[name]()
+            name = autotune.fastest(key, {k: (lambda k=k: _run(path(k), x, m)) for k in makers})
+    return path(name)
+
+
+# the prepared copies of each translator, dropped with it
+_PREPARED: "weakref.WeakKeyDictionary[nn.Module, tuple[int, dict]]" = weakref.WeakKeyDictionary()
 
 
 def _reflect_index(n: int, before: int, after: int, device) -> torch.Tensor:
@@ -361,3 +375,127 @@ def translate(T: nn.Module, images: torch.Tensor, *, strength: float = 1.0,
             if progress is not None:
                 progress(j, n)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# python -m gan_models.translate: CycleGAN's test.py over files and folders, with the node's options
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _inputs(paths) -> list:
+    """Files as given, and each folder's images in name order (video frames keep their order)."""
+    from pathlib import Path
+
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"{p}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ValueError(f"{p}: no such file or folder")
+    return files
+
+
+def _read(path) -> torch.Tensor:
+    """One image file as [1, H, W, C] in 0..1, C as stored (1, 3 or 4)."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("L", "RGB", "RGBA"):
+                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{path}: not an image Pillow can read ({e})") from None
+    return torch.from_numpy(arr[..., None] if arr.ndim == 2 else arr)[None]
+
+
+def main(argv=None) -> int:
+    import argparse
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from . import devices, load_generator
+    from .checkpoint import CheckpointError, OutputPathError
+    from .cli import nonneg_int, positive_float, positive_int, unit_interval
+    from .images import image_format, save_image
+
+    p = argparse.ArgumentParser(
+        prog="python -m gan_models.translate",
+        description="Image-to-image GAN translation (CycleGAN, pix2pix) of image files and folders of images "
+                    "(video frames), with GANStyleTransfer's options. Each output keeps its input's name.")
+    p.add_argument("ckpt", help="translator checkpoint (.safetensors)")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    p.add_argument("--out", required=True, help="folder for the results (created if absent)")
+    p.add_argument("--ext", default=".png", help="output format by suffix (default .png)")
+    p.add_argument("--strength", type=unit_interval, default=1.0,
+                   help="1 = the translation, 0 = the input, between = a blend (default 1)")
+    p.add_argument("--process-resolution", type=nonneg_int, default=0,
+                   help="translate with the longer side at this size, then scale back; 0 = full size")
+    p.add_argument("--tile-size", type=nonneg_int, default=0,
+                   help="largest tile side; 0 = tile only when the memory budget needs it")
+    p.add_argument("--tile-overlap", type=nonneg_int, default=32, help="overlap between tiles (default 32)")
+    p.add_argument("--memory-budget-mb", type=positive_float, default=2048,
+                   help="activation memory allowed per pass; larger images are tiled (default 2048)")
+    p.add_argument("--chunk", type=positive_int, default=4, help="same-size images per pass (default 4)")
+    devices.add_argument(p)
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        files = _inputs(a.inputs)
+        out_dir = Path(a.out)
+        targets = [out_dir / (f.stem + a.ext) for f in files]
+        seen: dict[Path, Path] = {}
+        for f, t in zip(files, targets):
+            if t in seen:
+                raise ValueError(f"{seen[t]} and {f} would both be written as {t}: translate them into "
+                                 f"separate --out folders")
+            seen[t] = f
+            if t.resolve() == f.resolve():
+                raise OutputPathError(f"{t}: the result would replace its own input; choose another --out or --ext")
+        image_format(targets[0])  # an unwritable suffix is refused before the model loads
+        T = load_generator(a.ckpt, device=a.device, dtype=DTYPES[a.dtype])
+        if getattr(T, "kind", "translator") == "generator":
+            raise ValueError(f"{Path(a.ckpt).name} is a noise-to-image generator, not an image-to-image "
+                             f"translator: use python -m gan_models.generate")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # consecutive same-size images go through together, as frames of one video do; read as they
+        # are needed, so a folder of 10,000 frames never sits in memory at once
+        bar = tqdm(total=len(files), unit="img", disable=a.no_progress)
+        pending: list[tuple[torch.Tensor, Path]] = []
+
+        def flush():
+            y = translate(T, torch.cat([x for x, _ in pending]), strength=a.strength,
+                          process_resolution=a.process_resolution or None, max_tile=a.tile_size or None,
+                          tile_overlap=a.tile_overlap, memory_budget_mb=a.memory_budget_mb, chunk=a.chunk)
+            for k, (_, target) in enumerate(pending):
+                save_image((y[k].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy(), target)
+            bar.update(len(pending))
+            pending.clear()
+
+        for f, target in zip(files, targets):
+            x = _read(f)
+            if pending and (pending[0][0].shape != x.shape or len(pending) >= a.chunk):
+                flush()
+            pending.append((x, target))
+        flush()
+        bar.close()
+    except (CheckpointError, ValueError, TypeError) as e:
+        print(f"error: {e}", file=__import__("sys").stderr)
+        return 2
+    print(f"wrote {len(files)} image(s) to {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -242,3 +242,67 @@ def test_a_noise_generator_is_refused(resnet):
         translate(resnet, torch.rand(8, 8, 3))
     with pytest.raises(ValueError, match="strength"):
         translate(resnet, smooth_images(1, 8, 8), strength=1.5)
+
+
+def test_prepared_copies_follow_in_place_weight_changes(monkeypatch):
+    from gan_models import autotune
+    monkeypatch.setattr(autotune, "fastest", lambda key, candidates, repeats=2: "winograd")
+    autotune.forget()
+    T = randomize(ResnetTranslator(ngf=4, n_blocks=1, norm="instance"))
+    img = smooth_images(1, 32, 32)
+    a = translate(T, img)
+    assert translate(T, img).equal(a)  # the kept Winograd copy
+    with torch.no_grad():
+        list(T.parameters())[-2].mul_(1.5)  # the output conv: an InstanceNorm would undo an earlier one
+    b, ref = translate(T, img), translate(T, img, fast=False)
+    autotune.forget()
+    assert (a - b).abs().max() > 1e-3 and 0 < (b - ref).abs().max() < 2e-5
+
+
+def test_command_line_translates_files_and_folders(tmp_path):
+    from PIL import Image
+
+    from gan_models import DEFAULT_CHECKPOINT
+    from gan_models.translate import main
+
+    ckpt = DEFAULT_CHECKPOINT.parent / "emoji_noto2openmoji.safetensors"
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        Image.fromarray((torch.rand(24, 20, 3, generator=g) * 255).byte().numpy()).save(frames / f"f{i}.png")
+    Image.fromarray((torch.rand(17, 13, 4, generator=g) * 255).byte().numpy()).save(tmp_path / "cut.png")
+    out = tmp_path / "out"
+    assert main([str(ckpt), str(frames), str(tmp_path / "cut.png"), "--out", str(out), "--chunk", "2",
+                 "--no-progress", "--strength", "0.5"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["cut.png", "f0.png", "f1.png", "f2.png"]
+    with Image.open(out / "cut.png") as im:  # size and alpha kept
+        assert im.size == (13, 17) and im.mode == "RGBA"
+    # the same as the node's function on the same pixels
+    from gan_models import load_generator
+    from gan_models.translate import _read
+    ref = translate(load_generator(ckpt), _read(frames / "f1.png"), strength=0.5)
+    got = _read(out / "f1.png")
+    assert (got - ref).abs().max() <= 1 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{gen}", "{img}", "--out", "{tmp}/o"], "noise-to-image generator"),
+    (["{tr}", "{tmp}/missing", "--out", "{tmp}/o"], "no such file or folder"),
+    (["{tr}", "{img}", "--out", "{tmp}"], "replace its own input"),
+    (["{tr}", "{img}", "--out", "{tmp}/o", "--ext", ".xyz"], "not an image format"),
+    (["{tr}", "{tmp}/empty", "--out", "{tmp}/o"], "no images in this folder"),
+])
+def test_command_line_refuses_by_name(tmp_path, capsys, args, message):
+    from PIL import Image
+
+    from gan_models import DEFAULT_CHECKPOINT
+    from gan_models.translate import main
+
+    (tmp_path / "empty").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    names = {"gen": DEFAULT_CHECKPOINT, "tr": DEFAULT_CHECKPOINT.parent / "emoji_noto2openmoji.safetensors",
+             "img": tmp_path / "a.png", "tmp": tmp_path}
+    assert main([a.format(**names) for a in args] + ["--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
