@@ -50,7 +50,9 @@ def synthesize(G, lat: L.Latent, truncation_psi: float = 1.0, truncation_cutoff:
     a large batch never needs all of its activations at once. chunk 0 (the default) picks the size
     from the model's measured activation memory within memory_budget bytes (default: half a GPU's
     free memory, a quarter of the available RAM up to 4 GiB) and, on the CPU, from timing sizes on
-    the job's own first items (`autotune.ChunkTuner`)."""
+    the job's own first items (`autotune.ChunkTuner`). A BigGAN z latent (unscaled truncnorm)
+    is scaled here by truncation_psi, the value that also picks its batch-norm statistics
+    (latents.z_for_truncation)."""
     require_generator(G)
     lat.check_fits(G)
     L.check_truncation(truncation_psi, truncation_cutoff)
@@ -79,7 +81,8 @@ def synthesize(G, lat: L.Latent, truncation_psi: float = 1.0, truncation_cutoff:
             img = G.synthesis(ws.to(p.device, p.dtype), noise_mode=noise_mode, **kw, **fast)
         else:
             c = None if part.c is None else part.c.to(p.device, p.dtype)
-            img = G(part.values.to(p.device, p.dtype), c, truncation_psi=truncation_psi,
+            z = L.z_for_truncation(G, part.values.to(p.device, p.dtype), truncation_psi)  # BigGAN: z * psi
+            img = G(z, c, truncation_psi=truncation_psi,
                     truncation_cutoff=truncation_cutoff, noise_mode=noise_mode, **fast)
         out.append(img.float().cpu())
 

@@ -3,7 +3,8 @@
 A `Latent` carries its space ('z' or 'w'), the generator dimensions it was made for and its labels,
 so that wiring it into the wrong generator is a clear error instead of a shape mismatch deep inside.
 Seeds follow NVlabs' gen_images.py (`np.random.RandomState(seed).randn(z_dim)`), so a seed found
-with NVlabs' tools gives the same image here.
+with NVlabs' tools gives the same image here. BigGAN's z is a truncated normal instead (see `sample`
+and `z_for_truncation`: sampled unscaled, scaled by the truncation when the image is drawn).
 """
 from __future__ import annotations
 
@@ -114,11 +115,56 @@ def class_vector(G, classes, n: int) -> torch.Tensor | None:
     return torch.nn.functional.one_hot(torch.tensor(idx), c_dim).float()
 
 
+def z_bound(G) -> float | None:
+    """The bound of a generator whose z is a truncated normal (BigGAN: 2), None for a Gaussian z."""
+    if getattr(G, "z_distribution", "normal") != "truncated_normal":
+        return None
+    return float(G.z_bound)
+
+
+def truncated_normal(shape, bound: float = 2.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A standard normal truncated to [-bound, bound], float64, by the inverse CDF of a uniform draw
+    (one torch.rand per value: the same generator state gives the same values on every platform)."""
+    lo, hi = (0.5 * (1 + math.erf(x / math.sqrt(2))) for x in (-bound, bound))
+    u = torch.rand(shape, generator=generator, dtype=torch.float64)
+    z = math.sqrt(2) * torch.erfinv(2 * (lo + (hi - lo) * u) - 1)
+    return z.clamp(-bound, bound)  # rounding at the ends of the CDF never leaves the interval
+
+
+def truncated_noise(seeds: list[int], z_dim: int, truncation: float = 1.0, bound: float = 2.0) -> torch.Tensor:
+    """BigGAN's z, as pytorch-pretrained-biggan's truncated_noise_sample makes it: truncnorm(-bound, bound)
+    * truncation, [len(seeds), z_dim] float32, row i from torch.Generator().manual_seed(seeds[i]) (torch,
+    not scipy: the values differ from upstream's for the same seed, the distribution is the same)."""
+    rows = [truncated_normal((int(z_dim),), bound, torch.Generator().manual_seed(int(s))) for s in seeds]
+    return torch.stack(rows).float() * truncation
+
+
+def z_for_truncation(G, z: torch.Tensor, psi: float) -> torch.Tensor:
+    """z as G takes it at truncation psi. A Gaussian-z generator truncates inside its own call; BigGAN
+    takes z already scaled by its truncation (truncnorm * t, as upstream's truncated_noise_sample returns
+    it) and the same t picks its batch-norm statistics. The pack's BigGAN latents are the unscaled
+    truncnorm (`sample`), so the one place that draws images (`generate.synthesize`) scales them here by
+    the psi it passes on: GenerateImage's truncation drives both halves, and a latent stays reusable at
+    any truncation."""
+    return z * psi if z_bound(G) is not None else z
+
+
 def sample(G, seeds: list[int], classes=None) -> Latent:
     """z latents, one per seed. classes: None, an int, a list (one per seed) or 'random' (drawn per
-    seed from the same RandomState, after z, so z stays NVlabs-compatible)."""
+    seed from the same RandomState, after z, so z stays NVlabs-compatible).
+
+    A generator whose z is a truncated normal (BigGAN) gets truncnorm(-2, 2) per seed from
+    torch.Generator().manual_seed(seed), *unscaled* (truncation 1): synthesis scales it by the
+    truncation it draws at (`z_for_truncation`). A random class is drawn after z from the same generator."""
     zs, drawn = [], []
+    bound = z_bound(G)
     for s in seeds:
+        if bound is not None:
+            gen = torch.Generator().manual_seed(int(s) % 2 ** 32)
+            zs.append(truncated_normal((int(G.z_dim),), bound, gen).numpy())
+            if classes == "random" and G.c_dim:
+                drawn.append(int(torch.randint(int(G.c_dim), (1,), generator=gen)))
+            continue
         rs = np.random.RandomState(int(s) % 2 ** 32)
         zs.append(rs.randn(int(G.z_dim)))
         if classes == "random" and G.c_dim:
@@ -126,7 +172,8 @@ def sample(G, seeds: list[int], classes=None) -> Latent:
     if classes == "random":
         classes = drawn if G.c_dim else None
     z = torch.from_numpy(np.stack(zs)).float()
-    return Latent("z", z, class_vector(G, classes, len(seeds)), dims_of(G), list(seeds))
+    info = {"z_distribution": "truncated_normal", "z_bound": bound} if bound is not None else {}
+    return Latent("z", z, class_vector(G, classes, len(seeds)), dims_of(G), list(seeds), info=info)
 
 
 def truncate_w(G, ws: torch.Tensor, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from . import devices
+from . import latents as L
 from .checkpoint import atomic_write_bytes
 from .cli import public_path
 
@@ -483,7 +484,9 @@ def generated_features(G, num_gen: int, net: FeatureNet, batch: int = 64, device
     done = 0
     while done < num_gen:
         n = min(batch, num_gen - done)
-        z = torch.randn(n, z_dim, generator=gen)
+        bound = L.z_bound(G)  # BigGAN: truncnorm scaled by the truncation, as its images are drawn
+        z = torch.randn(n, z_dim, generator=gen) if bound is None else \
+            L.z_for_truncation(G, L.truncated_normal((n, z_dim), bound, gen).float(), truncation_psi)
         c = None
         if c_dim:
             y = sample_classes(n, c_dim, gen, class_index, class_probs)

@@ -59,3 +59,5 @@ def test_wheel_never_ships_a_top_level_nodes_module(tmp_path):
     (whl,) = tmp_path.glob("*.whl")
     tops = {n.split("/")[0] for n in zipfile.ZipFile(whl).namelist()}
     assert "gan_models" in tops and "nodes" not in tops and "tests" not in tops
+    # data the library reads at run time ships with it (BigGAN's ImageNet class names)
+    assert "gan_models/data/imagenet_classes.txt" in zipfile.ZipFile(whl).namelist()

@@ -3,3 +3,4 @@ from . import dcgan  # noqa: F401
 from . import stylegan2  # noqa: F401
 from . import translators  # noqa: F401
 from . import stylegan3  # noqa: F401
+from . import biggan  # noqa: F401

@@ -98,7 +98,7 @@ def convert_file(src, dst, fmt: str | None = None, discriminator=None, source_ex
     the written meta['source'] (the nodes' conversion cache keeps its key there)."""
     from .. import checkpoint, registry
 
-    src, dst = Path(src), Path(dst)
+    src, dst = _weights_in_folder(Path(src)), Path(dst)
     for out in (dst, discriminator):
         if out is not None and Path(out).suffix.lower() != ".safetensors":
             raise CheckpointError(f"output must end in .safetensors: {out}")
@@ -148,6 +148,19 @@ def _refuse_overwriting_the_source(src: Path, dst: Path, discriminator) -> None:
         raise CheckpointError(f"{discriminator}: the generator and the discriminator would go to the same file")
 
 
+def _weights_in_folder(src: Path) -> Path:
+    """A folder in pytorch-pretrained-biggan's layout (config.json + pytorch_model.bin) stands for its
+    pytorch_model.bin, whose converter finds config.json beside it; any other path is left as it is."""
+    if not src.is_dir():
+        return src
+    weights = src / "pytorch_model.bin"
+    if not weights.is_file():
+        raise CheckpointError(f"{src} is a folder without a pytorch_model.bin: a folder converts only in "
+                              f"pytorch-pretrained-biggan's layout (config.json + pytorch_model.bin); otherwise "
+                              f"name the checkpoint file")
+    return weights
+
+
 def _read_source(src: Path) -> tuple[object, dict | None]:
     """(the file's contents as plain objects, a safetensors source's header metadata or None)."""
     from ..checkpoint import META_KEY
@@ -168,3 +181,4 @@ from . import dcgan  # noqa: E402,F401  (registers converters)
 from . import cyclegan  # noqa: E402,F401
 from . import nvlabs, rosinality  # noqa: E402,F401
 from . import nvlabs_tf  # noqa: E402,F401
+from . import biggan  # noqa: E402,F401

@@ -14,9 +14,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m gan_models.convert",
         description="Convert a GAN checkpoint (NVlabs .pkl, rosinality .pt, CycleGAN/pix2pix .pth, "
-                    "PyTorch-tutorial DCGAN .pth/.tar) to .safetensors. The source is read by a restricted "
+                    "PyTorch-tutorial DCGAN .pth/.tar, pytorch-pretrained-biggan config.json + "
+                    "pytorch_model.bin folder) to .safetensors. The source is read by a restricted "
                     "loader: no code stored in it is ever executed.")
-    p.add_argument("src", help="checkpoint to convert")
+    p.add_argument("src", help="checkpoint to convert (a BigGAN: its folder, or its pytorch_model.bin with "
+                               "config.json beside it)")
     p.add_argument("dst", help="output .safetensors path")
     p.add_argument("--from", dest="fmt", choices=sorted(converters()),
                    help="source format (default: recognised from the file's contents)")
