@@ -124,6 +124,13 @@ def converted(path: Path, key: str = "") -> Path:
         return path
     st = path.stat()
     cache_key = {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "key": key}
+    if path.suffix.lower() == ".bin":  # a BigGAN's config.json beside it is part of the source
+        from ..gan_models.convert.biggan import config_path
+        try:
+            cst = config_path(path).stat()
+            cache_key["config"] = {"size": cst.st_size, "mtime_ns": cst.st_mtime_ns}
+        except (checkpoint.CheckpointError, OSError):
+            pass  # none: the conversion says so
     candidates = [path.with_name(path.name + CACHE_SUFFIX), _cache_dir() / f"{_path_key(path)}{CACHE_SUFFIX}"]
     for cache in candidates:
         if cache.is_file():

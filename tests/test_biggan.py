@@ -429,3 +429,25 @@ def test_loader_node_converts_a_release_folder_on_first_use(nodes):
     assert G.arch_name == "biggan" and G.img_resolution == 32
     lat = nodes["ComfyGAN_SampleLatent"]().sample(G, seed=1, batch_size=1, class_index=2)[0]
     assert nodes["ComfyGAN_GenerateImage"]().generate(G, lat, 0.8)[0].shape == (1, 32, 32, 3)
+
+
+def test_loader_node_converts_again_when_config_json_changes(nodes, tmp_path):
+    """The conversion cache of a .bin is keyed by its config.json too: a config edited after the
+    first load (a fixed eps, say) is a different model."""
+    import json
+    import os
+
+    loader = nodes["ComfyGAN_LoadGANGenerator"]
+    loader().load("biggan-deep-32/pytorch_model.bin", "cpu", "float32")
+    cache = tmp_path / "biggan-deep-32" / "pytorch_model.bin.converted.safetensors"
+    first = cache.stat().st_mtime_ns
+    loader().load("biggan-deep-32/pytorch_model.bin", "cpu", "float32")
+    assert cache.stat().st_mtime_ns == first  # unchanged source: the cache is read
+    cfg_path = tmp_path / "biggan-deep-32" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["eps"] = cfg.get("eps", 1e-4) * 10
+    cfg_path.write_text(json.dumps(cfg))
+    os.utime(cfg_path, ns=(first + 10**9, first + 10**9))
+    G = loader().load("biggan-deep-32/pytorch_model.bin", "cpu", "float32")[0]
+    assert cache.stat().st_mtime_ns != first
+    assert abs(G.meta["arch_kwargs"]["eps"] - cfg["eps"]) < 1e-12
