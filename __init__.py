@@ -4,9 +4,10 @@
 # module with no parent package: then there is nothing to register.
 if __package__:
     from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-    from .nodes.host import install_example_inputs, register_model_folder
+    from .nodes.host import install_example_inputs, plain_error_names, register_model_folder
 
     register_model_folder()
     install_example_inputs()
+    plain_error_names()
 
     __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -23,7 +23,7 @@ CONVERTIBLE = {".pkl", ".pt", ".pth", ".bin", ".tar"}
 PERCEPTUAL_FOLDER = "gan_perceptual"
 PERCEPTUAL_EXTENSIONS = {".pt", ".pth", ".bin", ".safetensors"}
 EXAMPLE_INPUTS_DIR = PACK_DIR / "example_inputs"
-EXAMPLE_INPUT_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
+EXAMPLE_INPUT_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".mp4"}  # LoadImage and LoadVideo read these
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +35,19 @@ def _comfy():
     except ImportError:
         return None
     return mm, utils, folder_paths
+
+
+def plain_error_names() -> None:
+    """ComfyUI's error panel names a node's exception by module path and class
+    (execution.full_type_name), which for the pack's own errors is the install folder's name:
+    'comfyui-gan.gan_models.checkpoint.CheckpointError'. A class whose module is 'builtins' is shown by
+    its name alone, as ValueError is, so inside ComfyUI the pack's user-facing errors read
+    'CheckpointError: ...'. Outside ComfyUI the classes keep their real module."""
+    if _comfy() is None:
+        return
+    from ..gan_models.metrics import MetricsError
+    for cls in (checkpoint.CheckpointError, checkpoint.OutputPathError, MetricsError):
+        cls.__module__ = "builtins"
 
 
 def register_model_folder() -> None:

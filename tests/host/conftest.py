@@ -94,13 +94,21 @@ def stylegan_checkpoints(comfy_host):
     sizes = {SHIPPED_STYLEGAN: int(read(REPO / "weights" / SHIPPED_STYLEGAN)[1]["img_resolution"])}
     for name, pkl in STYLEGAN_PICKLES.items():
         if not pkl.is_file():  # the tests of that checkpoint skip with this reason; the shipped one still runs
-            sizes[name] = (f"{pkl} is absent: the upstream fixtures (../shared/fixtures beside the checkout) "
-                           "are not on this machine")
+            sizes[name] = sizes[dropped_name(name)] = (
+                f"{pkl} is absent: the upstream fixtures (../shared/fixtures beside the checkout) are not on "
+                "this machine")
             continue
         dst = comfy_host.models_dir / "gan" / name
         convert(pkl, dst)
         sizes[name] = int(read(dst)[1]["img_resolution"])
+        # the same pickle dropped into models/gan as it is: the loader converts it on first use
+        shutil.copyfile(pkl, dst.with_name(dropped_name(name)))
+        sizes[dropped_name(name)] = sizes[name]
     return sizes
+
+
+def dropped_name(converted: str) -> str:
+    return "dropped_" + converted.replace(".safetensors", ".pkl")
 
 
 @pytest.fixture(scope="session")

@@ -94,6 +94,7 @@ def test_a_malicious_pickle_is_refused_by_name_and_never_runs(comfy_host, tmp_pa
     assert entry["status"]["status_str"] == "error"
     err = execution_error(entry)
     assert err["node_type"] == "ComfyGAN_LoadGANGenerator", err
+    assert err["exception_type"] == "CheckpointError", err  # not the install folder's module path
     msg = err["exception_message"]
     assert "refused to load global" in msg and "system" in msg and "weights_only=False" in msg, msg
     time.sleep(0.5)

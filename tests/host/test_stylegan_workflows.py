@@ -40,7 +40,9 @@ def _batched_branches(prompt):
     return [prompt[batch[k][0]]["inputs"] for k in keys]
 
 
-@pytest.mark.parametrize("checkpoint", [WORKFLOW_CHECKPOINT, "stylegan2.safetensors", "stylegan3.safetensors"])
+# the converted pickles, and the same pickles dropped into models/gan as they are (converted on first use)
+@pytest.mark.parametrize("checkpoint", [WORKFLOW_CHECKPOINT, "stylegan2.safetensors", "stylegan3.safetensors",
+                                        "dropped_stylegan2.pkl", "dropped_stylegan3.pkl"])
 @pytest.mark.parametrize("name", STYLEGAN_WORKFLOWS)
 def test_stylegan_workflow_runs(name, checkpoint, comfy_host, object_info, stylegan_checkpoints):
     prompt = ui_to_api(json.loads((EXAMPLES / f"{name}.json").read_text()), object_info)
