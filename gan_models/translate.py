@@ -70,7 +70,8 @@ def fastest_cpu_path(T: nn.Module, shape: tuple[int, int, int, int], dtype: torc
     if isinstance(T, ResnetTranslator) and dtype == torch.float32:
         makers["winograd"] = lambda: inference_copy(T)
     # a copy is made once per model, not once per call, and again if its weights were changed in place
-    version = sum(q._version for q in T.parameters())
+    # (an inference tensor, as ComfyUI loads models, keeps no version counter: its storage stands in)
+    version = tuple(q.data_ptr() if q.is_inference() else q._version for q in T.parameters())
     if _PREPARED.get(T, (None,))[0] != version:
         _PREPARED[T] = (version, {})
     made = _PREPARED[T][1]

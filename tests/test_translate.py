@@ -306,3 +306,13 @@ def test_command_line_refuses_by_name(tmp_path, capsys, args, message):
     assert main([a.format(**names) for a in args] + ["--no-progress"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_a_translator_loaded_under_inference_mode_runs(resnet):
+    """ComfyUI runs nodes under torch.inference_mode(): parameters made there keep no version counter."""
+    with torch.inference_mode():
+        T = ResnetTranslator(ngf=4, n_blocks=1, norm="instance")
+        T.load_state_dict(resnet.state_dict())
+        img = smooth_images(1, 24, 24)
+        out = translate(T, img)
+    assert (out - translate(resnet, img, fast=False)).abs().max() < 2e-5
