@@ -1,4 +1,7 @@
 """comfyui-gan: GAN image synthesis nodes for ComfyUI. Registration only; see nodes/ and gan_models/."""
+# The frontend serves this folder: docs/<node id>.md is each node's help page (docs.comfy.org/custom-nodes/help_page).
+WEB_DIRECTORY = "./web"
+
 # ComfyUI imports this folder as a package, whatever its name. pytest 8 also imports a test tree's root
 # __init__.py, and where the clone's folder name is no identifier (comfyui-gan) it does so as a plain
 # module with no parent package: then there is nothing to register.
@@ -10,4 +13,4 @@ if __package__:
     install_example_inputs()
     plain_error_names()
 
-    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+    __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
