@@ -29,11 +29,11 @@ LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
 def seeds_grid():
     return {"nodes": [
         LOADER,
-        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [380, 160],
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [470, 160],
          "widgets": {"seed": 0, **FIXED, "batch_size": 16, "class_index": -1}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [720, 160], "widgets": {"truncation_psi": 1.0}},
-        {"id": "upscale", "type": "ImageScaleBy", "pos": [1060, 160], "widgets": UPSCALE},
-        {"id": "save", "type": "SaveImage", "pos": [1400, 160], "size": [440, 500],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [900, 160], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [1330, 160], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveImage", "pos": [1760, 160], "size": [440, 500],
          "widgets": {"filename_prefix": "gan/seeds_grid"}},
     ], "links": [
         ("loader", 0, "sample", "generator"), ("loader", 0, "generate", "generator"),
@@ -50,12 +50,12 @@ def class_sweep():
     names = ", ".join(name for _, name in SWEEP_CLASSES)
     return {"nodes": [
         LOADER,
-        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [380, 160], "title": f"Sample: {names}",
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [470, 160], "title": f"Sample: {names}",
          "widgets": {"seed": 100, **FIXED, "batch_size": 4, "class_index": -1,
                      "class_list": ",".join(str(c) for c, _ in SWEEP_CLASSES)}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [720, 160], "widgets": {"truncation_psi": 1.0}},
-        {"id": "upscale", "type": "ImageScaleBy", "pos": [1060, 160], "widgets": UPSCALE},
-        {"id": "save", "type": "SaveImage", "pos": [1400, 160], "size": [440, 500],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [900, 160], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [1330, 160], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveImage", "pos": [1760, 160], "size": [440, 500],
          "widgets": {"filename_prefix": "gan/class_sweep"}},
     ], "links": [
         ("loader", 0, "sample", "generator"), ("loader", 0, "generate", "generator"),
@@ -66,15 +66,15 @@ def class_sweep():
 def interpolation_webp():
     return {"nodes": [
         LOADER,
-        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [380, 40], "title": "Start (seed 1)",
+        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [470, 40], "title": "Start (seed 1)",
          "widgets": {"seed": 1, **FIXED, "batch_size": 1, "class_index": 7}},
-        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [380, 330], "title": "End (seed 2)",
+        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [470, 330], "title": "End (seed 2)",
          "widgets": {"seed": 2, **FIXED, "batch_size": 1, "class_index": 9}},
-        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [720, 160],
+        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [900, 160],
          "widgets": {"frames": 16, "method": "auto", "ping_pong": True}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1060, 160], "widgets": {"truncation_psi": 1.0}},
-        {"id": "upscale", "type": "ImageScaleBy", "pos": [1400, 160], "widgets": UPSCALE},
-        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1740, 160], "size": [400, 460],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1330, 160], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [1760, 160], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [2190, 160], "size": [400, 460],
          "widgets": {"filename_prefix": "gan/interpolation", "fps": 12.0, "lossless": True,
                      "quality": 90, "method": "default"}},
     ], "links": [
@@ -89,9 +89,9 @@ SG_CKPT = "emoji_stylegan2.safetensors"  # the pack's own small StyleGAN2 (weigh
 SG_LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
              "widgets": {"checkpoint": SG_CKPT, "device": "auto", "dtype": "float32"}}
 SG_NOTE = (f"This example loads {SG_CKPT}, the pack's small emoji StyleGAN2 (64 px, trained on a CPU). "
-           "For your own StyleGAN2 or StyleGAN3, put it in models/gan and pick it in LoadGANGenerator. "
-           "NVlabs .pkl and rosinality .pt files must be converted first:\n\n"
-           "python -m gan_models.convert network-snapshot.pkl models/gan/my_model.safetensors\n\n"
+           "For your own StyleGAN2 or StyleGAN3, put it in models/gan and pick it in LoadGANGenerator: "
+           ".safetensors, or an NVlabs .pkl (PyTorch or TensorFlow era) or rosinality .pt, which the loader "
+           "converts safely on first use (no code from the file runs).\n\n"
            "Conditional models: set class_index in SampleLatent (GAN).")
 
 
@@ -106,17 +106,17 @@ def stylegan_truncation():
     """One batch of seeds at a few truncation psi values, a row per psi in one grid."""
     nodes = [SG_LOADER, _note(SG_NOTE + "\n\nRows: truncation psi " + ", ".join(map(str, TRUNCATION_PSIS))
                               + " (lower psi: closer to the average image, less variety).", pos=(40, 420)),
-             {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [380, 160], "title": "Seeds 0-3",
+             {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [470, 160], "title": "Seeds 0-3",
               "widgets": {"seed": 0, **FIXED, "batch_size": 4, "class_index": -1}}]
     links = [("loader", 0, "sample", "generator")]
     for row, psi in enumerate(TRUNCATION_PSIS):
         gid = f"gen{row}"
-        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [720, 40 + row * 260],
+        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [900, 40 + row * 260],
                       "title": f"psi {psi}", "widgets": {"truncation_psi": psi}})
         links += [("loader", 0, gid, "generator"), ("sample", 0, gid, "latent")]
-    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1060, 300]})
+    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1330, 300]})
     links += [(f"gen{row}", 0, "batch", None) for row in range(len(TRUNCATION_PSIS))]
-    nodes.append({"id": "save", "type": "SaveImage", "pos": [1400, 160], "size": [440, 500],
+    nodes.append({"id": "save", "type": "SaveImage", "pos": [1760, 160], "size": [440, 500],
                   "widgets": {"filename_prefix": "stylegan/truncation"}})
     links.append(("batch", 0, "save", "images"))
     return {"nodes": nodes, "links": links}
@@ -128,22 +128,22 @@ def stylegan_style_mixing():
     nodes = [SG_LOADER, _note(SG_NOTE + "\n\nRows: the sources; middle and fine layers from the style "
                                        "seed (middle: pose kept, look mixed; fine: colours and texture only).",
                               pos=(40, 420)),
-             {"id": "sources", "type": "ComfyGAN_SampleLatent", "pos": [380, 40], "title": "Sources (seeds 10-13)",
+             {"id": "sources", "type": "ComfyGAN_SampleLatent", "pos": [470, 40], "title": "Sources (seeds 10-13)",
               "widgets": {"seed": 10, **FIXED, "batch_size": 4, "class_index": -1}},
-             {"id": "style", "type": "ComfyGAN_SampleLatent", "pos": [380, 420], "title": "Style (seed 20)",
+             {"id": "style", "type": "ComfyGAN_SampleLatent", "pos": [470, 420], "title": "Style (seed 20)",
               "widgets": {"seed": 20, **FIXED, "batch_size": 1, "class_index": -1}}]
     links = [("loader", 0, "sources", "generator"), ("loader", 0, "style", "generator")]
     for row, mix_from in enumerate(["none", "middle", "fine"]):
         gid = f"gen_{mix_from}"
-        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [720, 40 + row * 330],
+        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [900, 40 + row * 330],
                       "title": "Sources" if mix_from == "none" else f"Mix: {mix_from} layers from style",
                       "widgets": {"truncation_psi": 0.7, "mix_from": mix_from}})
         links += [("loader", 0, gid, "generator"), ("sources", 0, gid, "latent")]
         if mix_from != "none":
             links.append(("style", 0, gid, "mix_latent"))
-    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1060, 360]})
+    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1330, 360]})
     links += [(f"gen_{m}", 0, "batch", None) for m in ("none", "middle", "fine")]
-    nodes.append({"id": "save", "type": "SaveImage", "pos": [1400, 200], "size": [440, 500],
+    nodes.append({"id": "save", "type": "SaveImage", "pos": [1760, 200], "size": [440, 500],
                   "widgets": {"filename_prefix": "stylegan/style_mixing"}})
     links.append(("batch", 0, "save", "images"))
     return {"nodes": nodes, "links": links}
@@ -155,14 +155,14 @@ def stylegan_w_interpolation_webp():
     return {"nodes": [
         SG_LOADER, _note(SG_NOTE + "\n\nThe latents are sampled in W with truncation psi 0.7 already "
                                    "applied, so GenerateImage keeps psi at 1.", pos=(40, 420)),
-        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [380, 40], "title": "Start (seed 1, W)",
+        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [470, 40], "title": "Start (seed 1, W)",
          "widgets": {"seed": 1, **FIXED, "batch_size": 1, "class_index": -1, **w}},
-        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [380, 400], "title": "End (seed 2, W)",
+        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [470, 400], "title": "End (seed 2, W)",
          "widgets": {"seed": 2, **FIXED, "batch_size": 1, "class_index": -1, **w}},
-        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [720, 200],
+        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [900, 200],
          "widgets": {"frames": 24, "method": "lerp", "ping_pong": True}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1060, 200], "widgets": {"truncation_psi": 1.0}},
-        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1400, 200], "size": [400, 460],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1330, 200], "widgets": {"truncation_psi": 1.0}},
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1760, 200], "size": [400, 460],
          "widgets": {"filename_prefix": "stylegan/w_interpolation", "fps": 16.0, "lossless": True,
                      "quality": 90, "method": "default"}},
     ], "links": [
@@ -179,8 +179,8 @@ STYLE_VIDEO = "gan_style_input.mp4"
 TR_LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 40], "title": "Load translator",
              "widgets": {"checkpoint": TRANSLATOR, "device": "auto", "dtype": "float32"}}
 TR_NOTE = (f"{TRANSLATOR} turns Noto emoji into OpenMoji style. Any image-to-image translator works: "
-           "convert a CycleGAN or pix2pix latest_net_G.pth with\n\n"
-           "python -m gan_models.convert latest_net_G.pth models/gan/my_style.safetensors\n\n"
+           "put a CycleGAN or pix2pix latest_net_G.pth in models/gan and the loader converts it safely on "
+           "first use (or: python -m gan_models.convert latest_net_G.pth models/gan/my_style.safetensors).\n\n"
            "Large frames are translated in feathered tiles; process_resolution scales them to the size "
            "the model was trained at.")
 TRANSFER = {"strength": 1.0, "process_resolution": 0, "tile_size": 0, "tile_overlap": 32,
@@ -190,9 +190,9 @@ TRANSFER = {"strength": 1.0, "process_resolution": 0, "tile_size": 0, "tile_over
 def style_transfer_image():
     return {"nodes": [
         TR_LOADER, _note(TR_NOTE, pos=(40, 300)),
-        {"id": "load", "type": "LoadImage", "pos": [380, 40], "size": [320, 400], "widgets": {"image": STYLE_IMAGE}},
-        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [740, 120], "widgets": TRANSFER},
-        {"id": "save", "type": "SaveImage", "pos": [1080, 40], "size": [400, 460],
+        {"id": "load", "type": "LoadImage", "pos": [470, 40], "size": [320, 400], "widgets": {"image": STYLE_IMAGE}},
+        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [925, 120], "widgets": TRANSFER},
+        {"id": "save", "type": "SaveImage", "pos": [1355, 40], "size": [400, 460],
          "widgets": {"filename_prefix": "style/image"}},
     ], "links": [
         ("loader", 0, "transfer", "translator"), ("load", 0, "transfer", "image"), ("transfer", 0, "save", "images"),
@@ -202,11 +202,11 @@ def style_transfer_image():
 def style_transfer_video():
     return {"nodes": [
         TR_LOADER, _note(TR_NOTE + "\n\nThe video keeps its frame rate and sound.", pos=(40, 300)),
-        {"id": "load", "type": "LoadVideo", "pos": [380, 40], "size": [320, 400], "widgets": {"file": STYLE_VIDEO}},
-        {"id": "split", "type": "GetVideoComponents", "pos": [740, 40]},
-        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [740, 260], "widgets": TRANSFER},
-        {"id": "join", "type": "CreateVideo", "pos": [1080, 120], "widgets": {"fps": 30.0, "bit_depth": 8}},
-        {"id": "save", "type": "SaveVideo", "pos": [1400, 40], "size": [400, 460],
+        {"id": "load", "type": "LoadVideo", "pos": [470, 40], "size": [320, 400], "widgets": {"file": STYLE_VIDEO}},
+        {"id": "split", "type": "GetVideoComponents", "pos": [925, 40]},
+        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [925, 260], "widgets": TRANSFER},
+        {"id": "join", "type": "CreateVideo", "pos": [1355, 120], "widgets": {"fps": 30.0, "bit_depth": 8}},
+        {"id": "save", "type": "SaveVideo", "pos": [1760, 40], "size": [400, 460],
          "widgets": {"filename_prefix": "style/video", "format": "mp4", "format.codec": "h264"}},
     ], "links": [
         ("load", 0, "split", "video"), ("loader", 0, "transfer", "translator"), ("split", 0, "transfer", "image"),
@@ -429,6 +429,7 @@ def build_all(host: ComfyUIHost, out_dir: Path, names=None) -> list[Path]:
             if names and name not in names:
                 continue
             spec = make()
+            spec.setdefault("fit_view", True)  # every example opens with the whole graph in view
             for n in spec["nodes"]:
                 n["defaults"] = _defaults(info.get(n["type"]))
             wf = ed.js(BUILD_JS, spec)
@@ -439,11 +440,72 @@ def build_all(host: ComfyUIHost, out_dir: Path, names=None) -> list[Path]:
     return written
 
 
+THUMB = 384  # the template browser's card is about this size
+
+
+def _first_frames(path: Path) -> list:
+    """The picture a saved file shows first: an image, an animation's first frame, a video's first frame."""
+    from PIL import Image
+    if path.suffix.lower() in (".mp4", ".webm", ".mov"):
+        import subprocess
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            frame = Path(tmp) / "frame.png"
+            subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(path), "-frames:v", "1", str(frame)],
+                           check=True)
+            with Image.open(frame) as im:
+                return [im.convert("RGB")]
+    with Image.open(path) as im:
+        im.seek(0)
+        return [im.convert("RGB")]
+
+
+def thumbnail(files: list[Path], dst: Path) -> None:
+    """A .jpg card for the template browser from a workflow's real output: its first image, or a grid
+    of up to 16 when it saved a batch, fitted on white."""
+    import math
+
+    from PIL import Image
+    pics = [p for f in files[:16] for p in _first_frames(f)]
+    if not pics:
+        raise RuntimeError(f"{dst.stem}: the workflow saved nothing to make a thumbnail from")
+    cols = math.ceil(math.sqrt(len(pics)))
+    rows = math.ceil(len(pics) / cols)
+    w, h = pics[0].size
+    sheet = Image.new("RGB", (cols * w, rows * h), (255, 255, 255))
+    for i, p in enumerate(pics):
+        sheet.paste(p.resize((w, h)), ((i % cols) * w, (i // cols) * h))
+    scale = THUMB / max(sheet.size)
+    resample = Image.NEAREST if scale >= 2 else Image.LANCZOS  # small GAN pixels stay crisp
+    sheet = sheet.resize((max(1, round(sheet.width * scale)), max(1, round(sheet.height * scale))), resample)
+    card = Image.new("RGB", (THUMB, THUMB), (255, 255, 255))
+    card.paste(sheet, ((THUMB - sheet.width) // 2, (THUMB - sheet.height) // 2))
+    card.save(dst, quality=88, optimize=True)
+
+
+def make_thumbnails(host: ComfyUIHost, paths: list[Path]) -> list[Path]:
+    """Run each built workflow as shipped and keep a thumbnail of what it saved beside its JSON."""
+    from comfyui_host import execution_error, ui_to_api
+    info = host.object_info()
+    written = []
+    for path in paths:
+        prompt = ui_to_api(json.loads(path.read_text()), info)
+        entry = host.run(prompt, timeout=600)
+        if entry["status"]["status_str"] != "success":
+            raise RuntimeError(f"{path.name} failed as shipped: {execution_error(entry)}")
+        thumb = path.with_suffix(".jpg")
+        thumbnail(host.output_files(entry), thumb)
+        written.append(thumb)
+    return written
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"))
     ap.add_argument("--python", default=os.environ.get("COMFYUI_PYTHON"))
     ap.add_argument("--out", type=Path, default=REPO / "example_workflows")
+    ap.add_argument("--thumbnails", action="store_true",
+                    help="also run each workflow as shipped and save a .jpg of its output beside it")
     ap.add_argument("names", nargs="*", help=f"which to build (default all: {', '.join(WORKFLOWS)})")
     args = ap.parse_args(argv)
     if not args.comfyui:
@@ -451,8 +513,12 @@ def main(argv=None) -> int:
     host = ComfyUIHost(args.comfyui, args.python)
     host.start()
     try:
-        for p in build_all(host, args.out, args.names):
+        built = build_all(host, args.out, args.names)
+        for p in built:
             print("wrote", p)
+        if args.thumbnails:
+            for p in make_thumbnails(host, built):
+                print("wrote", p)
     finally:
         host.cleanup()
     return 0
