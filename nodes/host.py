@@ -298,7 +298,8 @@ def numbered_file(folder: Path, prefix: str) -> Path:
     """folder/PREFIX_NNNNN.safetensors one past the highest counter already there, as ComfyUI numbers
     its saved images; a prefix that is no plain file name is refused, so nothing lands outside."""
     if not re.fullmatch(r"[\w\-. ]+", prefix) or prefix.strip(". ") == "":
-        raise ValueError(f"filename_prefix {prefix!r}: use letters, digits, '-', '_', '.' only")
+        raise ValueError(f"filename_prefix {prefix!r}: a plain file name is needed (letters, digits, spaces, "
+                         f"'-', '_', '.'; no folders)")
     folder.mkdir(parents=True, exist_ok=True)
     n = 1 + max([int(m.group(1)) for p in folder.glob(f"{prefix}_*.safetensors")
                  if (m := re.fullmatch(re.escape(prefix) + r"_(\d+)\.safetensors", p.name))] or [0])

@@ -47,6 +47,9 @@ class SampleGANLatent:
     def sample(self, generator, seed, batch_size, class_index=-1, space="z", truncation_psi=1.0,
                truncation_cutoff=0, class_list=""):
         require_generator(generator)  # a translator has no latent space: say so, as GenerateImage does
+        if seed + batch_size - 1 > 0xFFFFFFFF:  # NVlabs' seeds are uint32: past it they would wrap to 0
+            raise ValueError(f"seed {seed} + batch_size {batch_size} runs past the last seed 4294967295: "
+                             f"lower the seed")
         seeds = [seed + i for i in range(batch_size)]
         if class_list.strip():
             if not generator.c_dim:

@@ -31,7 +31,7 @@ class SaveGANLatent:
 
 class LoadGANLatent:
     CATEGORY = "GAN"
-    DESCRIPTION = "Loads GAN latents saved by SaveGANLatent (from output/gan_latents or input/gan_latents)."
+    DESCRIPTION = "Loads GAN latents saved by Save GAN Latent (from output/gan_latents or input/gan_latents)."
     RETURN_TYPES = ("GAN_LATENT",)
     RETURN_NAMES = ("latent",)
     OUTPUT_TOOLTIPS = ("The saved latents, with their seeds and labels.",)
@@ -39,7 +39,7 @@ class LoadGANLatent:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"latent_file": (host.listing(host.latent_dirs()[1], EMPTY), {"tooltip": "A latent file saved by SaveGANLatent."})}}
+        return {"required": {"latent_file": (host.listing(host.latent_dirs()[1], EMPTY), {"tooltip": "A latent file saved by Save GAN Latent."})}}
 
     def load(self, latent_file):
         _, dirs = host.latent_dirs()

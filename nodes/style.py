@@ -7,7 +7,9 @@ from . import host
 
 
 def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+    # CUDA says "out of memory"; a CPU allocation that fails says "can't allocate memory" (ENOMEM)
+    msg = str(e).lower()
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in msg or "allocate memory" in msg
 
 
 class GANStyleTransfer:

@@ -174,7 +174,11 @@ def test_style_transfer_retries_with_a_smaller_budget_on_oom(nodes, models_dir, 
     def fake_translate(T, image, **kw):
         budgets.append(kw["memory_budget_mb"])
         if len(budgets) < 3:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise RuntimeError(["CUDA out of memory. Tried to allocate 2.00 GiB",
+                                # what torch's CPU allocator says when the machine has no more memory
+                                "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate "
+                                "memory: you tried to allocate 4294967296 bytes. Error code 12 (Cannot allocate "
+                                "memory)"][len(budgets) - 1])
         return image
     monkeypatch.setattr(style, "translate", fake_translate)
     img = torch.rand(1, 8, 8, 3)
@@ -197,6 +201,14 @@ def test_class_list_sweeps_classes_with_the_same_seeds(nodes, models_dir):
         sample.sample(G, seed=0, batch_size=1, class_list="shoes")
     with pytest.raises(ValueError, match="unconditional"):
         sample.sample(load(nodes, "uncond.safetensors"), seed=0, batch_size=1, class_list="1")
+
+
+def test_seeds_never_wrap_past_uint32(nodes, models_dir):
+    G = load(nodes, "uncond.safetensors")
+    sample = nodes["ComfyGAN_SampleLatent"]()
+    assert sample.sample(G, seed=0xFFFFFFFF, batch_size=1)[0].seeds == [0xFFFFFFFF]
+    with pytest.raises(ValueError, match="runs past the last seed"):
+        sample.sample(G, seed=0xFFFFFFFF, batch_size=2)
 
 
 # -- files from the wild in models/gan: converted on first use, safely ---------------------------

@@ -419,8 +419,8 @@ def test_example_inputs_are_copied_once_and_never_over_a_users_file(lib, tmp_pat
         def get_input_directory():
             return str(tmp_path / "input")
     monkeypatch.setattr(host, "_comfy", lambda: (None, None, FolderPaths))
-    shipped = sorted(p.name for p in host.EXAMPLE_INPUTS_DIR.glob("*.png"))
-    assert "gan_invert_emoji.png" in shipped
+    shipped = sorted(p.name for p in host.EXAMPLE_INPUTS_DIR.iterdir() if p.suffix in (".png", ".mp4"))
+    assert {"gan_invert_emoji.png", "gan_style_input.png", "gan_style_input.mp4"} <= set(shipped)
     assert host.install_example_inputs() == shipped
     copied = tmp_path / "input" / "gan_invert_emoji.png"
     assert copied.read_bytes() == (host.EXAMPLE_INPUTS_DIR / "gan_invert_emoji.png").read_bytes()
