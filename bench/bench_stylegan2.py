@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gan_models.archs.stylegan2 import Generator  # noqa: E402
+from gan_models.devices import cpu_model  # noqa: E402
 
 KWARGS = dict(z_dim=512, c_dim=0, w_dim=512, img_channels=3, mapping_kwargs=dict(num_layers=8))
 
@@ -80,7 +81,7 @@ def main(argv=None):
     result = {
         "resolution": a.resolution, "batch": a.batch, "iters": a.iters, "threads": a.threads,
         "config": {"channel_base": 16384, "channel_max": 512, "z_dim": 512, "w_dim": 512},
-        "torch": torch.__version__, "platform": platform.platform(), "processor": platform.processor(),
+        "torch": torch.__version__, "platform": platform.platform(), "processor": cpu_model(),
         "images_per_s": {k: a.batch / v for k, v in best.items()},
         "seconds_per_batch": best,
         "max_abs_diff_vs_" + ("upstream" if a.upstream else "ours_eager_fp32"):
