@@ -1,7 +1,20 @@
 """Helpers shared by the tests (tests/ is on sys.path under pytest's default import mode)."""
 import contextlib
+from pathlib import Path
 
+import pytest
 import torch
+
+
+def fixture_dir(local: Path, name: str, request) -> Path:
+    """An upstream fixture committed under `local`, else from ../shared/fixtures (the test skips, saying
+    why, where neither has it)."""
+    if (local / name).is_dir():
+        return local / name
+    folder = request.getfixturevalue("fixtures_dir") / name  # skips without ../shared
+    if not folder.is_dir():
+        pytest.skip(f"upstream fixture {name} not present at {folder}")
+    return folder
 
 
 @contextlib.contextmanager

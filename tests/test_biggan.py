@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _nets import fixture_dir
 import torch
 from safetensors.torch import load_file
 
@@ -32,14 +33,6 @@ LOCAL = Path(__file__).resolve().parent / "data" / "biggan"
 TOLERANCE = 1e-4
 LOCAL_FIXTURES = ["biggan_r32_ch5_c7", "biggan_r128_ch4_c10"]
 
-
-def fixture_dir(name: str, request) -> Path:
-    if (LOCAL / name).is_dir():
-        return LOCAL / name
-    folder = request.getfixturevalue("fixtures_dir") / name  # skips without ../shared
-    if not folder.is_dir():
-        pytest.skip(f"upstream fixture {name} not present at {folder}")
-    return folder
 
 
 def calls(expected: dict) -> dict[str, tuple[float, str]]:
@@ -68,7 +61,7 @@ def r32(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("name", ["biggan_hf_r64_c5"] + LOCAL_FIXTURES)
 def test_matches_upstream(name, request, tmp_path):
-    d = fixture_dir(name, request)
+    d = fixture_dir(LOCAL, name, request)
     meta = convert_file(d, tmp_path / "G.safetensors")
     cfg = json.loads((d / "config.json").read_text())
     assert meta["arch"] == "biggan" and meta["source"]["converter"] == "biggan"

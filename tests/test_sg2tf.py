@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _nets import fixture_dir
 import torch
 from safetensors.torch import load_file
 
@@ -29,18 +30,10 @@ TOLERANCE = 1e-4
 MARKER = "MODULE_SRC_RAN"  # what every fixture's build_module_src would create in the working folder
 
 
-def fixture_dir(name: str, request) -> Path:
-    if (LOCAL / name).is_dir():
-        return LOCAL / name
-    folder = request.getfixturevalue("fixtures_dir") / name  # skips without ../shared
-    if not folder.is_dir():
-        pytest.skip(f"upstream fixture {name} not present at {folder}")
-    return folder
-
 
 @pytest.mark.parametrize("name", ["sg2tf_r32_skip", "sg2tf_r32_orig", "sg2tf_r32_resnet", "sg2tf_r32_cond"])
 def test_matches_nvlabs_legacy_converter(name, request, tmp_path, monkeypatch):
-    d = fixture_dir(name, request)
+    d = fixture_dir(LOCAL, name, request)
     monkeypatch.chdir(tmp_path)  # a payload that ran would leave its marker here
     meta = convert_file(d / "network-snapshot-tf.pkl", tmp_path / "G.safetensors")
     assert not (tmp_path / MARKER).exists(), "build_module_src ran"

@@ -52,6 +52,22 @@ def canonical_state(obj) -> dict:
         raise CheckpointError(f"a state dict whose keys are not all names ({type(e).__name__}: {e})") from e
 
 
+def state_or_none(obj) -> dict | None:
+    """canonical_state(obj), or None where obj is no state dict: what a converter's sniff asks first."""
+    try:
+        return canonical_state(obj)
+    except CheckpointError:
+        return None
+
+
+def sniff_state(detect) -> Callable[[object], bool]:
+    """A converter's sniff for a plain state dict that an architecture's detect(sd, meta) accepts."""
+    def sniff(obj) -> bool:
+        sd = state_or_none(obj)
+        return sd is not None and detect(sd, {}) > 0
+    return sniff
+
+
 def convert_object(obj, source_path: str, fmt: str | None = None, key: str | None = None,
                    **options) -> tuple[dict, dict]:
     """Convert a safely loaded object. `source_path` reaches the converter as options['source_name']:

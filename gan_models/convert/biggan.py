@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..archs import biggan as arch
 from ..checkpoint import CheckpointError
-from . import Converter, canonical_state, register_converter
+from . import Converter, register_converter, sniff_state, state_or_none
 
 WEIGHTS_NAME, CONFIG_NAME = "pytorch_model.bin", "config.json"
 MAX_CONFIG_BYTES = 64 * 1024      # a released config.json is about 600 bytes
@@ -32,16 +32,7 @@ DEFAULTS = {"output_dim": 128, "z_dim": 128, "class_embed_dim": 128, "channel_wi
             "eps": 1e-4, "n_stats": 51}
 
 
-def _state(obj):
-    try:
-        return canonical_state(obj)
-    except CheckpointError:
-        return None
-
-
-def sniff(obj) -> bool:
-    sd = _state(obj)
-    return sd is not None and arch.detect(sd, {}) > 0
+sniff = sniff_state(arch.detect)
 
 
 def config_path(source: Path) -> Path:
@@ -141,7 +132,7 @@ def imagenet_class_names() -> list[str]:
 
 
 def convert(obj, options: dict):
-    sd = _state(obj)
+    sd = state_or_none(obj)
     if sd is None or arch.detect(sd, {}) <= 0:
         raise CheckpointError("not a pytorch-pretrained-biggan state dict: expected embeddings.weight and "
                               "generator.gen_z.weight_orig, generator.bn.*, generator.conv_to_rgb.*")

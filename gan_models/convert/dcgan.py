@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from ..archs.dcgan import detect, layout_from_state_dict
 from ..checkpoint import CheckpointError
-from . import Converter, canonical_state, register_converter
+from . import Converter, register_converter, sniff_state, state_or_none
 
 
-def _state(obj):
-    try:
-        return canonical_state(obj)
-    except CheckpointError:
-        return None
-
-
-def sniff(obj) -> bool:
-    sd = _state(obj)
-    return sd is not None and detect(sd, {}) > 0
+sniff = sniff_state(detect)
 
 
 def convert(obj, options: dict):
-    sd = _state(obj)
+    sd = state_or_none(obj)
     if sd is None or detect(sd, {}) <= 0:
         raise CheckpointError("not a tutorial DCGAN generator: expected main.N.weight keys")
     in_ch = sd["main.0.weight"].shape[0]
