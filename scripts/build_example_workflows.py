@@ -162,7 +162,7 @@ def stylegan_w_interpolation_webp():
         {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [900, 200],
          "widgets": {"frames": 24, "method": "lerp", "ping_pong": True}},
         {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1330, 200], "widgets": {"truncation_psi": 1.0}},
-        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1760, 200], "size": [400, 460],
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1760, 150], "size": [400, 440],
          "widgets": {"filename_prefix": "stylegan/w_interpolation", "fps": 16.0, "lossless": True,
                      "quality": 90, "method": "default"}},
     ], "links": [
