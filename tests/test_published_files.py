@@ -128,7 +128,8 @@ def test_registry_archive_holds_what_comfyui_loads_and_not_the_developer_tree():
     kept = _registry_archive()
     for needed in ("__init__.py", "nodes/host.py", "gan_models/registry.py", "requirements.txt", "LICENSE",
                    "weights/emoji_stylegan2.safetensors", "example_workflows/gan_seeds_grid.json",
-                   "example_inputs/gan_invert_emoji.png", "docs/icon.png"):
+                   "example_inputs/gan_invert_emoji.png", "example_inputs/gan_style_input.mp4", "docs/icon.png",
+                   "web/docs/ComfyGAN_LoadGANGenerator.md", "example_workflows/gan_seeds_grid.jpg"):
         assert needed in kept, needed
     assert not [p for p in kept if p.split("/")[0] in ("tests", "bench", ".ci", "scripts", ".git")]
     assert not [p for p in kept if p.startswith("docs/") and p.endswith(".png") and p != "docs/icon.png"]
