@@ -141,11 +141,16 @@ def test_editor_gives_the_same_prompt_as_the_conversion(editor, object_info):
     def without_stray_dynamic_copies(by_editor, converted):
         # The editor also sends the innermost widget of a nested V3 dynamic combo under its bare name
         # (Save Video: "codec" beside "format.codec"); the server reads only the dotted names.
+        # It also sends a preview widget of its own that no node declares (LoadVideo's "video-preview", once
+        # the video exists): the server reads only declared inputs.
         out = {}
         for nid, (ctype, inputs) in by_editor.items():
             dotted = {k.rsplit(".", 1)[1] for k in converted.get(nid, (None, {}))[1] if "." in k}
             extra = set(inputs) - set(converted.get(nid, (None, {}))[1])
-            out[nid] = (ctype, {k: v for k, v in inputs.items() if not (k in extra and k in dotted)})
+            declared = {k for section in ("required", "optional")
+                        for k in object_info.get(ctype, {}).get("input", {}).get(section, {})}
+            out[nid] = (ctype, {k: v for k, v in inputs.items()
+                                if not (k in extra and (k in dotted or (k.endswith("-preview") and k not in declared)))})
         return out
 
     for path in WORKFLOWS:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_host import CHROMIUM, Editor
+from comfyui_host import Editor
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted(p.stem for p in (REPO / "example_workflows").glob("*.json"))
@@ -134,15 +134,18 @@ def shots(tmp_path_factory, request):
 
 
 @pytest.fixture(scope="module")
-def browser(comfy_host):
-    """One editor page for the module; each check sizes it (page.set_viewport_size) before it opens a
-    template, so that the editor fits the template's view to that size."""
-    pytest.importorskip("playwright", reason="playwright is not installed: pip install playwright")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium")
-    with Editor(comfy_host.url, viewport=VIEWPORTS[0], timeout_s=120) as ed:
-        ed.page.set_default_timeout(60_000)
-        yield ed
+def browser(editor, comfy_host):
+    """The session's editor page (one Playwright per process: a second sync Playwright cannot start
+    beside it), opened afresh on a host whose history is cleared: the tests before these fail jobs on
+    purpose, and their "Job failed" notices would read as this module's. Each check sizes the page
+    (page.set_viewport_size) before it opens a template, so that the editor fits its view to that size."""
+    comfy_host.request("POST", "/history", {"clear": True})
+    editor.page.reload(wait_until="domcontentloaded")
+    editor.page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph", timeout=120_000)
+    editor.page.set_default_timeout(60_000)
+    editor.page.set_viewport_size({"width": VIEWPORTS[0][0], "height": VIEWPORTS[0][1]})
+    yield editor
+    editor.page.set_viewport_size({"width": editor.viewport[0], "height": editor.viewport[1]})
 
 
 @pytest.fixture(scope="module")
