@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 
 
 def _number(text: str, kind):
@@ -78,8 +79,6 @@ def public_command(prog: list[str], argv: list[str]) -> str:
     """The command line recorded in a file the project may publish (a checkpoint's header, a benchmark
     result): the arguments as given, local absolute paths reduced by `public_path`, including the
     value of an `--opt=/path` argument."""
-    import shlex
-
     words = []
     for a in argv:
         if a.startswith("--") and "=" in a:

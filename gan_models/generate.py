@@ -150,7 +150,6 @@ def main(argv=None) -> int:
             image_format(a.out or "grid.png")  # before the model loads: a bad name costs nothing
         G = load_generator(a.ckpt, device=a.device)
         require_generator(G)
-        names = G.meta.get("class_names") or []
         nrow = a.nrow
         if G.c_dim and (a.cls is None or a.cls == "all"):
             # one row per class, the same seeds in every row: shows the label control at a glance

@@ -34,6 +34,21 @@ def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndar
     return out
 
 
+def read_image_array(path: str | os.PathLike) -> np.ndarray:
+    """An image file as float32 [H, W, C] in 0..255 with C = 1, 3 or 4 as stored (palette and other
+    modes become RGB or RGBA); a file Pillow cannot read is a ValueError naming it."""
+    from PIL import UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("L", "RGB", "RGBA"):
+                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+            arr = np.asarray(im, dtype=np.float32)
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"{os.fspath(path)}: not an image Pillow can read ({e})") from e
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
 def image_format(path: str | os.PathLike) -> str:
     """The Pillow format a picture path's suffix asks for, refused by name where Pillow has no writer:
     PNG bytes under a name that says otherwise would mislead every program that opens it."""

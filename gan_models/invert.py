@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from . import devices, directions, latents as L
 from .checkpoint import CheckpointError
 from .generate import fast_synthesis_kwargs, require_generator
+from .images import read_image_array
 
 SPACES = ("w", "w+", "z")
 FITS = ("crop", "pad", "resize")
@@ -123,17 +124,7 @@ def fit_images(images: torch.Tensor, resolution: int, channels: int, mode: str =
 
 def read_image(path: str | Path) -> torch.Tensor:
     """An image file as [1, C, H, W] in [-1, 1] (C = 1, 3 or 4, as stored)."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "RGB", "RGBA"):
-                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-            arr = np.asarray(im, dtype=np.float32)
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{Path(path).name}: not an image Pillow can read ({e})") from e
-    arr = arr[..., None] if arr.ndim == 2 else arr
-    return torch.from_numpy(arr).permute(2, 0, 1)[None] / 127.5 - 1
+    return torch.from_numpy(read_image_array(path)).permute(2, 0, 1)[None] / 127.5 - 1
 
 
 # ------------------------------------------------------------------------------------------------

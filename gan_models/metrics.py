@@ -481,10 +481,10 @@ def generated_features(G, num_gen: int, net: FeatureNet, batch: int = 64, device
     out = np.empty((num_gen, net.feature_dim), np.float32)
     bar = _bar(num_gen, "generated", progress)
     dtype = next((p.dtype for p in G.parameters()), torch.float32)
+    bound = L.z_bound(G)  # BigGAN: truncnorm scaled by the truncation, as its images are drawn
     done = 0
     while done < num_gen:
         n = min(batch, num_gen - done)
-        bound = L.z_bound(G)  # BigGAN: truncnorm scaled by the truncation, as its images are drawn
         z = torch.randn(n, z_dim, generator=gen) if bound is None else \
             L.z_for_truncation(G, L.truncated_normal((n, z_dim), bound, gen).float(), truncation_psi)
         c = None

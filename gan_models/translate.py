@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import weakref
 from typing import Callable
 
@@ -404,19 +405,9 @@ def _inputs(paths) -> list:
 
 
 def _read(path) -> torch.Tensor:
-    """One image file as [1, H, W, C] in 0..1, C as stored (1, 3 or 4)."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "RGB", "RGBA"):
-                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError) as e:
-        raise ValueError(f"{path}: not an image Pillow can read ({e})") from None
-    return torch.from_numpy(arr[..., None] if arr.ndim == 2 else arr)[None]
+    """One image file as [1, H, W, C] in 0..1 (ComfyUI's IMAGE), C as stored (1, 3 or 4)."""
+    from .images import read_image_array
+    return torch.from_numpy(read_image_array(path) / 255.0)[None]
 
 
 def main(argv=None) -> int:
@@ -492,7 +483,7 @@ def main(argv=None) -> int:
         flush()
         bar.close()
     except (CheckpointError, ValueError, TypeError) as e:
-        print(f"error: {e}", file=__import__("sys").stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} image(s) to {out_dir}")
     return 0

@@ -130,20 +130,17 @@ CACHE_SUFFIX = ".converted.safetensors"
 def converted(path: Path, key: str = "") -> Path:
     """The .safetensors conversion of a checkpoint from the wild, made on first use with the safe
     converter and kept beside the source (in a cache folder where that folder is read-only). The
-    cache is keyed by the source's size and modification time (and the --key chosen inside it): a
-    replaced source is converted again."""
-    from ..gan_models.convert import convert_file
+    cache is keyed by the size and modification time of the source and of the files beside it that
+    converting it reads (`convert.source_files`), and by the --key chosen inside it: a replaced source
+    is converted again."""
+    from ..gan_models.convert import convert_file, source_files
     if path.suffix.lower() == ".safetensors":
         return path
     st = path.stat()
     cache_key = {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "key": key}
-    if path.suffix.lower() == ".bin":  # a BigGAN's config.json beside it is part of the source
-        from ..gan_models.convert.biggan import config_path
-        try:
-            cst = config_path(path).stat()
-            cache_key["config"] = {"size": cst.st_size, "mtime_ns": cst.st_mtime_ns}
-        except (checkpoint.CheckpointError, OSError):
-            pass  # none: the conversion says so
+    for extra in source_files(path)[1:]:  # a file beside it that the conversion reads (BigGAN's config.json)
+        est = extra.stat()
+        cache_key.setdefault("beside", {})[extra.name] = {"size": est.st_size, "mtime_ns": est.st_mtime_ns}
     candidates = [path.with_name(path.name + CACHE_SUFFIX), _cache_dir() / f"{_path_key(path)}{CACHE_SUFFIX}"]
     for cache in candidates:
         if cache.is_file():

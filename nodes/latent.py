@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from ..gan_models import latents as L
 from ..gan_models.generate import require_generator
-from . import host
 
 MAX_BATCH = 4096
 TRUNC_TOOLTIP = ("Truncation psi: 1 = no truncation; lower values trade variety for typical, cleaner "

@@ -24,6 +24,8 @@ class Converter:
     sniff: Callable[[Any], bool]
     # (obj, options) -> (state_dict, meta); options are the CLI's (arch, z_dim, num_classes, ...)
     convert: Callable[[Any, dict], tuple[dict, dict]]
+    # files beside a source that its conversion also reads (BigGAN: config.json), found by path alone
+    sidecars: Callable[[Path], list[Path]] | None = None
 
 
 _CONVERTERS: dict[str, Converter] = {}
@@ -50,6 +52,13 @@ def canonical_state(obj) -> dict:
         return canonicalize(obj)
     except (AttributeError, TypeError) as e:  # a key beside a tensor that is an int or a tuple
         raise CheckpointError(f"a state dict whose keys are not all names ({type(e).__name__}: {e})") from e
+
+
+def source_files(src: Path) -> list[Path]:
+    """src and the files beside it that converting it reads too: what a cache of its conversion is
+    keyed by."""
+    src = Path(src)
+    return [src] + [f for c in _CONVERTERS.values() if c.sidecars for f in c.sidecars(src)]
 
 
 def state_or_none(obj) -> dict | None:

@@ -153,4 +153,14 @@ def convert(obj, options: dict):
     return dict(sd), meta
 
 
-register_converter(Converter(name="biggan", sniff=sniff, convert=convert))
+def sidecars(source: Path) -> list[Path]:
+    """The config.json a weights file's conversion reads, where there is one."""
+    if source.suffix.lower() != ".bin" and not source.is_dir():
+        return []
+    try:
+        return [config_path(source)]
+    except CheckpointError:
+        return []  # none: converting says so
+
+
+register_converter(Converter(name="biggan", sniff=sniff, convert=convert, sidecars=sidecars))
