@@ -37,7 +37,7 @@ WORKER = r"""
 import ctypes, json, resource, sys, time, warnings
 sys.path.insert(0, sys.argv[1])
 import torch
-from gan_models.train.data import load_dataset
+from gan_models.data import load_dataset
 path, res, ch, cache = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 warnings.simplefilter("ignore")
 

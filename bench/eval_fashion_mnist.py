@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import gan_models  # noqa: E402
 from gan_models.checkpoint import atomic_write_bytes  # noqa: E402
 from gan_models.cli import public_path  # noqa: E402
-from gan_models.train.data import FASHION_MNIST_CLASSES, load_idx  # noqa: E402
+from gan_models.data import FASHION_MNIST_CLASSES, load_idx  # noqa: E402
 
 FIDELITY_BAR = 0.85
 DIVERSITY_BAR = 0.80

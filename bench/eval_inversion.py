@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gan_models import devices, invert as I, latents as L, load_generator, perceptual as P  # noqa: E402
-from gan_models.train import data  # noqa: E402
+from gan_models import data  # noqa: E402
 
 
 def targets(G, path: Path, num: int, split: str, seed: int) -> tuple[torch.Tensor, list[str]]:

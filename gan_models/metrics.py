@@ -330,7 +330,7 @@ def default_cache_dir() -> Path:
 
 
 def _source_files(path: Path, split: str) -> list[Path]:
-    from .train import data
+    from . import data
     try:
         return data.source_files(path, split)
     except data.DataError as e:
@@ -339,7 +339,7 @@ def _source_files(path: Path, split: str) -> list[Path]:
 
 def real_cache_key(path: Path, files: list[Path], net: FeatureNet, resolution: int, channels: int,
                    split: str, num_real: int | None, seed: int) -> str:
-    from .train import data
+    from . import data
     desc = {"v": _CACHE_VERSION, "path": str(path.resolve()), "net": net.hash, "count": len(files),
             "resolution": resolution, "channels": channels, "split": split, "num_real": num_real,
             "seed": seed, "resize": RESIZE}
@@ -380,7 +380,7 @@ def real_features(source, net: FeatureNet | None = None, *, resolution: int | No
     package's reader at `resolution` (None: native size, IDX only) and `channels`; or a uint8/[-1, 1]
     NCHW tensor, or a train `Dataset`. Folder sources are cached on disk; in-memory ones are not."""
     net = net or FeatureNet()
-    from .train import data
+    from . import data
     if isinstance(source, torch.Tensor):
         return RealFeatures(features(source, net, batch, progress, "real"), info={"source": "tensor"})
     if isinstance(source, data.Dataset):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gan_models import checkpoint, registry
+from gan_models import checkpoint
 from gan_models.checkpoint import CheckpointError
 
 

@@ -1,11 +1,11 @@
-"""The training data reader's fit of IDX images to a resolution (train.data.load_idx)."""
+"""The data reader's fit of IDX images to a resolution (gan_models.data.load_idx)."""
 import gzip
 import struct
 
 import numpy as np
 import pytest
 
-from gan_models.train import data
+from gan_models import data
 
 
 def _write_idx(folder, images: np.ndarray, labels: np.ndarray) -> None:

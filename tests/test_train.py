@@ -18,7 +18,7 @@ from PIL import Image
 import gan_models
 from gan_models.train import TrainConfig, Trainer, snapshot
 from gan_models.train.__main__ import main as cli_main, parse
-from gan_models.train.data import BatchOrder, DataError, load_dataset, read_idx
+from gan_models.data import BatchOrder, DataError, load_dataset, read_idx
 from gan_models.train.losses import translate
 
 N_PER_CLASS = 12
@@ -136,7 +136,7 @@ def mixed_folder(tmp_path, digits_folder):
 
 
 def test_data_cache_equals_decoding_and_is_read_back_without_decoding(mixed_folder, tmp_path, monkeypatch):
-    from gan_models.train import data
+    from gan_models import data
     idx = tmp_path / "fashion-mnist"
     idx.mkdir()
     _write_idx(idx / "train-images-idx3-ubyte.gz", np.random.default_rng(0).integers(0, 256, (30, 28, 28), np.uint8),
@@ -182,7 +182,7 @@ def test_data_cache_follows_the_files(mixed_folder, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:.*undecodable image file")
 def test_data_cache_survives_interruption_damage_and_no_room(mixed_folder, tmp_path, monkeypatch):
-    from gan_models.train import data
+    from gan_models import data
     cache = tmp_path / "cache"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

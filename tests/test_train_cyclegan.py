@@ -14,7 +14,7 @@ from gan_models.train import snapshot
 from gan_models.train.__main__ import main as cli_main
 from gan_models.train.cyclegan import (CycleConfig, CycleGANTrainer, ImagePool, PatchDiscriminator,
                                        parse)
-from gan_models.train.data import DataError
+from gan_models.data import DataError
 
 RES = 16
 

@@ -5,7 +5,7 @@ import argparse
 import math
 import sys
 
-from .data import FITS
+from ..data import FITS
 from .loop import TrainConfig, Trainer, command_line
 from .nets import RECIPES
 from .losses import AUGMENTS

@@ -39,7 +39,7 @@ from ..cli import nonneg_float, nonneg_int, positive_float, positive_int, public
 from ..archs.translators import NORMS, ResnetTranslator, UnetTranslator, default_bias, norm_layer
 from ..images import save_grid
 from . import distributed, snapshot
-from .data import IMAGE_SUFFIXES, BatchOrder, DataError, Dataset, load_dataset
+from ..data import IMAGE_SUFFIXES, BatchOrder, DataError, Dataset, load_dataset
 from .loop import hardware, linear_decay
 from .options import run_main
 

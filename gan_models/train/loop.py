@@ -25,7 +25,7 @@ from .. import checkpoint, metrics, save_generator
 from ..cli import public_command
 from ..images import save_grid
 from . import augment as augment_mod, distributed, snapshot, transfer
-from .data import BatchOrder, Dataset, load_dataset
+from ..data import BatchOrder, Dataset, load_dataset
 from .fid_hook import FIDHook
 from .losses import AUGMENTS, d_loss, g_loss
 from .nets import RECIPES

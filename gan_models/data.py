@@ -1,4 +1,4 @@
-"""Training data as uint8 NCHW, with a resumable, seeded batch order.
+"""Image data as uint8 NCHW (training, FID reals, held-out inversion targets), with a resumable, seeded batch order.
 
 Two sources: a folder of images (recursive; class labels from the first-level subfolder names when
 there are subfolders) or the IDX files of (Fashion-)MNIST. Everything is decoded once, up front, into
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import checkpoint
+from . import checkpoint
 
 # bump when what a data cache entry holds changes (decoding, resizing, layout)
 DATA_CACHE_VERSION = 1
