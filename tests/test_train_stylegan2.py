@@ -14,7 +14,7 @@ import gan_models
 from gan_models.train import TrainConfig, Trainer, snapshot
 from gan_models.train import augment
 from gan_models.train.losses import AUGMENTS
-from gan_models.train.stylegan2 import Conv2dLayer, Discriminator, MinibatchStdLayer
+from gan_models.archs.stylegan2 import Conv2dLayer, Discriminator, MinibatchStdLayer
 import _nets
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"

@@ -197,12 +197,23 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, gain: float = 1.0,
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
-                    padding: int = 0, groups: int = 1, flip_weight: bool = True,
+                    down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True,
                     separable: bool = False) -> torch.Tensor:
-    """Convolution with optional 2x upsampling, the generator's only resampling case: a strided
-    transposed convolution followed by the low-pass filter, so no zero-stuffed tensor is convolved
-    with the full kernel."""
+    """Convolution with optional 2x resampling. Up (the generator): a strided transposed convolution
+    followed by the low-pass filter, so no zero-stuffed tensor is convolved with the full kernel. Down
+    (the discriminator): the low-pass filter, then a strided convolution."""
     out_channels, in_per_group, kh, kw = w.shape
+    if down > 1:
+        if not flip_weight:
+            w = w.flip([2, 3])
+        # the filter's support (4 taps, stride 2) adds one pixel each side to the conv's own padding
+        fw = f.shape[-1]
+        p0, p1 = padding + (fw - 1) // 2, padding + (fw - 2) // 2
+        if kh == 1 and kw == 1:  # filter and subsample in one pass, then a 1x1 conv on a quarter of the pixels
+            x = upfirdn2d(x, f, down=down, padding=[p0, p1, p0, p1], separable=separable)
+            return F.conv2d(x, w, groups=groups)
+        x = upfirdn2d(x, f, padding=[p0, p1, p0, p1], separable=separable)
+        return F.conv2d(x, w, stride=down, groups=groups)
     if up == 1:
         if not flip_weight:
             w = w.flip([2, 3])
@@ -304,13 +315,16 @@ NOISE_MODES = ("const", "random", "none")
 
 
 class Conv2dLayer(nn.Module):
-    """Plain equalized-lr convolution; in the generator only the 1x1 upsampling skip of 'resnet'."""
+    """Plain equalized-lr convolution with optional 2x resampling: up in the generator's 'resnet' skip,
+    down in the discriminator."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
-                 activation: str = "linear", up: int = 1, resample_filter=(1, 3, 3, 1),
+                 activation: str = "linear", up: int = 1, down: int = 1, resample_filter=(1, 3, 3, 1),
                  conv_clamp: float | None = None):
         super().__init__()
-        self.activation, self.up, self.conv_clamp = activation, up, conv_clamp
+        if up not in (1, 2) or down not in (1, 2) or up * down > 2:
+            raise ValueError(f"Conv2dLayer resamples by 2 up or down, not up={up}, down={down}")
+        self.activation, self.up, self.down, self.conv_clamp = activation, up, down, conv_clamp
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         self.padding = kernel_size // 2
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
@@ -319,7 +333,7 @@ class Conv2dLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, gain: float = 1, separable: bool = False) -> torch.Tensor:
         w = (self.weight * self.weight_gain).to(x.dtype)
-        x = conv2d_resample(x, w, f=self.resample_filter, up=self.up, padding=self.padding,
+        x = conv2d_resample(x, w, f=self.resample_filter, up=self.up, down=self.down, padding=self.padding,
                             flip_weight=(self.up == 1), separable=separable)
         b = self.bias.to(x.dtype) if self.bias is not None else None
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
@@ -577,6 +591,132 @@ class Generator(nn.Module):
 
 # ------------------------------------------------------------------------------------------------
 # Checkpoints: NVlabs keys are the module's own; rosinality's are renamed onto them.
+
+# ------------------------------------------------------------------------------------------------
+# Discriminator: NVlabs' 'resnet' one (stylegan2-ada-pytorch), which only training builds:
+# equalized-lr convolutions, blocks that halve the resolution with a [1,3,3,1] low-pass before the
+# stride and a 1x1 shortcut, then an epilogue with minibatch standard deviation, a 3x3 conv and two
+# dense layers. A class-conditional D scores by projection: a mapping network embeds the label into
+# cmap and the output is <phi(x), cmap> / sqrt(cmap_dim).
+
+SQRT_HALF = math.sqrt(0.5)
+
+
+class DiscriminatorBlock(nn.Module):
+    """'resnet' block: (fromrgb at the first block) conv0, conv1 with 2x down, 1x1 down shortcut."""
+
+    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.in_channels = in_channels
+        # unused by 'resnet' (its layers hold their own), kept so NVlabs' D state dicts load as they are
+        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
+        if in_channels == 0:
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2,
+                                 conv_clamp=conv_clamp)
+        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_channels == 0:
+            x = self.fromrgb(x)
+        y = self.skip(x, gain=SQRT_HALF)
+        x = self.conv1(self.conv0(x), gain=SQRT_HALF)
+        return y + x  # sqrt(1/2) on both paths keeps the sum at unit variance
+
+
+class MinibatchStdLayer(nn.Module):
+    """Append the average standard deviation over groups of `group_size` consecutive images (split
+    into `num_channels` feature groups), so D can tell a varied batch from near-copies."""
+
+    def __init__(self, group_size: int = 4, num_channels: int = 1):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size else n
+        while n % g:  # a batch the group does not divide: the largest group size that does
+            g -= 1
+        f = self.num_channels
+        y = x.float().reshape(n // g, g, f, c // f, h, w)
+        y = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/g, f]
+        y = y.reshape(n // g, 1, f, 1, 1).expand(-1, g, -1, h, w).reshape(n, f, h, w)
+        return torch.cat([x, y.to(x.dtype)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"
+
+
+class DiscriminatorEpilogue(nn.Module):
+    def __init__(self, in_channels: int, cmap_dim: int, resolution: int = 4, mbstd_group_size: int = 4,
+                 mbstd_num_channels: int = 1, conv_clamp: float | None = None):
+        super().__init__()
+        self.cmap_dim = cmap_dim
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels else None
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation="lrelu")
+        self.out = FullyConnectedLayer(in_channels, cmap_dim if cmap_dim else 1)
+
+    def forward(self, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.conv(x)
+        x = self.fc(x.flatten(1).float())
+        x = self.out(x)
+        if self.cmap_dim:
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
+        return x
+
+
+class Discriminator(nn.Module):
+    """img [N, C, R, R] (+ one-hot c [N, c_dim]) -> logits [N, 1]."""
+
+    def __init__(self, c_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
+                 channel_max: int = 512, cmap_dim: int | None = None, conv_clamp: float | None = 256,
+                 mbstd_group_size: int = 4, mbstd_num_channels: int = 1, mapping_kwargs: dict | None = None):
+        super().__init__()
+        log2 = int(math.log2(img_resolution)) if img_resolution > 0 else 0
+        if img_resolution < 4 or 2 ** log2 != img_resolution:
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+        self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
+        ch = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
+        if min(ch.values()) < 1:
+            raise ValueError(f"channel_base {channel_base} is too small for {img_resolution} px")
+        cmap_dim = (ch[4] if cmap_dim is None else cmap_dim) if c_dim else 0
+        for res in self.block_resolutions:
+            in_ch = ch[res] if res < img_resolution else 0
+            setattr(self, f"b{res}", DiscriminatorBlock(in_ch, ch[res], ch[res // 2], img_channels,
+                                                        conv_clamp=conv_clamp))
+        if c_dim:
+            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
+                                          **(mapping_kwargs or {}))
+            # no truncation in D: NVlabs' D mapping has no w_avg, so it is left out of the state dict
+            self.mapping._non_persistent_buffers_set.add("w_avg")
+        self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim, mbstd_group_size=mbstd_group_size,
+                                        mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.img_resolution, self.img_resolution):
+            raise ValueError(f"D expects [N, {self.img_channels}, {self.img_resolution}, {self.img_resolution}], "
+                             f"got {list(img.shape)}")
+        x = img
+        for res in self.block_resolutions:
+            x = getattr(self, f"b{res}")(x)
+        cmap = None
+        if self.c_dim:
+            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
+                raise ValueError(f"this discriminator is class-conditional: pass a one-hot c [N, {self.c_dim}]")
+            cmap = self.mapping(None, c)
+        return self.b4(x, cmap)
+
+
+# ------------------------------------------------------------------------------------------------
+# Recipe
+
 
 def _is_nvlabs(sd) -> bool:
     return ("mapping.fc0.weight" in sd and "synthesis.b4.const" in sd
