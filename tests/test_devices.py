@@ -48,7 +48,6 @@ def test_absent_or_unknown_devices_are_named(monkeypatch, gpus, name, words):
 # each command line that takes --device, with the arguments it needs besides
 COMMANDS = {
     "gan_models.train.__main__:parse": ["--data", "x", "--out", "y"],
-    "gan_models.train.cyclegan:parse": ["--data-a", "a", "--data-b", "b", "--out", "y"],
     "gan_models.metrics:main": ["ckpt", "--data", "x"],
     "gan_models.generate:main": [],
     "bench.bench_train:main": [],

@@ -384,7 +384,7 @@ def test_cli_names_every_arch_when_one_is_wrong(capsys):
 
 
 def test_mode_seeking_penalty_punishes_collapse_and_pushes_pairs_apart():
-    from gan_models.train.loop import mode_seeking_penalty
+    from gan_models.train.dcgan import mode_seeking_penalty
     torch.manual_seed(0)
     z = torch.randn(8, 16)
     collapsed = torch.randn(1, 1, 4, 4).expand(8, -1, -1, -1)
@@ -438,3 +438,21 @@ def test_keep_snapshots(tmp_path, keep, left):
     for step in range(1, 5):
         snapshot.save(tmp_path, step, {"step": step}, keep=keep)
     assert [s for s, _ in snapshot.list_snapshots(tmp_path)] == left
+
+
+def test_the_command_line_is_built_from_the_recipes(capsys):
+    """Every option lands in a TrainConfig field of its own name, each family's group holds its own
+    options, and one family's option given to another is refused by name."""
+    import dataclasses
+    from gan_models.train.__main__ import parser
+    from gan_models.train.loop import RECIPES
+    p, own = parser()
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert {a.dest for a in p._actions} - {"help", "kimg"} <= fields
+    assert set(own) == set(RECIPES) == {"dcgan", "stylegan2", "cyclegan", "pix2pix"}
+    assert "lambda_cycle" in own["cyclegan"] and own["cyclegan"] is own["pix2pix"]
+    assert "w_dim" in own["stylegan2"] and "mode_seeking" in own["dcgan"]
+    assert cli_main(["--arch", "dcgan", "--data", "x", "--out", "y", "--lambda-cycle", "3"]) == 2
+    assert "--lambda-cycle: not an option of --arch dcgan" in capsys.readouterr().err
+    assert cli_main(["--arch", "pix2pix", "--data-a", "a", "--data-b", "b", "--out", "y", "--w-dim", "8"]) == 2
+    assert "--w-dim: not an option of --arch pix2pix" in capsys.readouterr().err

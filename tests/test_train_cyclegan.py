@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 import gan_models
-from gan_models.train import snapshot
-from gan_models.train.__main__ import main as cli_main
-from gan_models.train.cyclegan import (CycleConfig, CycleGANTrainer, ImagePool, PatchDiscriminator,
-                                       parse)
+from gan_models.train import TrainConfig, Trainer, snapshot
+from gan_models.train.__main__ import main as cli_main, parse
+from gan_models.train.cyclegan import CycleGAN, ImagePool, PatchDiscriminator
+from gan_models.train.loop import resolve
 from gan_models.data import DataError
 
 RES = 16
@@ -38,11 +38,11 @@ def folders(tmp_path_factory):
 
 
 def _cfg(folders, out, steps, **kw):
-    base = dict(data_a=str(folders / "a"), data_b=str(folders / "b"), out=str(out), resolution=RES,
-                ngf=4, n_blocks=1, ndf=4, n_layers_d=2, batch=2, steps=steps, decay_from=1, pool_size=3,
+    base = dict(arch="cyclegan", data_a=str(folders / "a"), data_b=str(folders / "b"), out=str(out), resolution=RES,
+                ngf=4, n_blocks=1, ndf=4, n_layers_d=2, batch=2, steps=steps, lr_decay_from=1, pool_size=3,
                 seed=5, sample_every=0, snapshot_every=2, log_every=0, threads=1)
     base.update(kw)
-    return CycleConfig(**base)
+    return TrainConfig(**base)
 
 
 def _nets(tr):
@@ -85,7 +85,7 @@ def test_image_pool_fills_then_mixes_history():
 
 
 def test_learning_rate_decays_linearly_to_zero(folders, tmp_path):
-    tr = CycleGANTrainer(_cfg(folders, tmp_path, steps=10, decay_from=6))
+    tr = Trainer(_cfg(folders, tmp_path, steps=10, lr_decay_from=6))
     assert [tr.lr_factor(s) for s in (0, 5, 6, 8, 10)] == pytest.approx([1, 1, 1, 0.5, 0])
     lrs = [tr.train_step()["lr"] for _ in range(10)]
     assert lrs[:7] == pytest.approx([2e-4] * 7) and lrs[8] == pytest.approx(1e-4) and lrs[9] == pytest.approx(0.5e-4)
@@ -93,12 +93,12 @@ def test_learning_rate_decays_linearly_to_zero(folders, tmp_path):
 
 
 def test_resume_equals_uninterrupted(folders, tmp_path):
-    full = CycleGANTrainer(_cfg(folders, tmp_path / "full", steps=4))
+    full = Trainer(_cfg(folders, tmp_path / "full", steps=4))
     full.run()
-    # first half, then a fresh process-like trainer that resumes; decay_from=1 makes the lr differ
+    # first half, then a fresh process-like trainer that resumes; lr_decay_from=1 makes the lr differ
     # between the two schedules (steps=2 vs 4), so a resume that kept the snapshot's lr would differ
-    CycleGANTrainer(_cfg(folders, tmp_path / "split", steps=2)).run()
-    part = CycleGANTrainer(_cfg(folders, tmp_path / "split", steps=4, resume=True))
+    Trainer(_cfg(folders, tmp_path / "split", steps=2)).run()
+    part = Trainer(_cfg(folders, tmp_path / "split", steps=4, resume=True))
     part.run()
     assert part.resumed_from is not None and part.resumed_from.name == "snapshot-00000002.pt"
     assert part.step == full.step == 4
@@ -109,14 +109,14 @@ def test_resume_equals_uninterrupted(folders, tmp_path):
     assert torch.equal(torch.cat(full.pool_A.images), torch.cat(part.pool_A.images))
     assert full.opt_G.state_dict()["state"][0]["exp_avg"].equal(part.opt_G.state_dict()["state"][0]["exp_avg"])
     # and it really trained: the weights moved away from a fresh init with the same seed
-    fresh = _nets(CycleGANTrainer(_cfg(folders, tmp_path / "fresh", steps=4)))
+    fresh = _nets(Trainer(_cfg(folders, tmp_path / "fresh", steps=4)))
     assert any(not torch.equal(a[k], fresh[k]) for k in a if k.startswith("G_A"))
 
 
 def test_resume_refuses_other_shapes(folders, tmp_path):
-    CycleGANTrainer(_cfg(folders, tmp_path, steps=2)).run()
+    Trainer(_cfg(folders, tmp_path, steps=2)).run()
     with pytest.raises(ValueError, match="ngf=4"):
-        CycleGANTrainer(_cfg(folders, tmp_path, steps=4, ngf=8, resume=True)).run()
+        Trainer(_cfg(folders, tmp_path, steps=4, ngf=8, resume=True)).run()
 
 
 def test_cli_trains_and_exports_translators(folders, tmp_path, capsys):
@@ -155,7 +155,7 @@ def test_cli_trains_and_exports_translators(folders, tmp_path, capsys):
 
 
 def test_exported_weights_are_the_trained_ones(folders, tmp_path):
-    tr = CycleGANTrainer(_cfg(folders, tmp_path, steps=2))
+    tr = Trainer(_cfg(folders, tmp_path, steps=2))
     tr.run()
     T = gan_models.load_generator(tmp_path / "translator_B2A.safetensors")
     x = torch.rand(1, 3, RES, RES) * 2 - 1
@@ -164,7 +164,7 @@ def test_exported_weights_are_the_trained_ones(folders, tmp_path):
 
 
 def test_cycle_loss_falls_on_a_colour_swap(folders, tmp_path):
-    tr = CycleGANTrainer(_cfg(folders, tmp_path, steps=40, decay_from=40, ngf=8, ndf=8, lr=2e-3))
+    tr = Trainer(_cfg(folders, tmp_path, steps=40, lr_decay_from=40, ngf=8, ndf=8, lr=2e-3))
     cyc = [tr.train_step()["loss_cycle"] for _ in range(40)]
     assert np.mean(cyc[-8:]) < 0.6 * np.mean(cyc[:4])
 
@@ -177,12 +177,12 @@ def test_cycle_loss_falls_on_a_colour_swap(folders, tmp_path):
 ])
 def test_bad_options_are_named(folders, tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
-        CycleGANTrainer(_cfg(folders, tmp_path, steps=1, **kw))
+        Trainer(_cfg(folders, tmp_path, steps=1, **kw))
 
 
 def test_missing_folder_is_named(folders, tmp_path, capsys):
     with pytest.raises(DataError, match="--data-b: data path not found"):
-        CycleGANTrainer(_cfg(folders, tmp_path, steps=1, data_b=str(tmp_path / "nope")))
+        Trainer(_cfg(folders, tmp_path, steps=1, data_b=str(tmp_path / "nope")))
     argv = ["--arch=cyclegan", "--data-a", str(folders / "a"), "--data-b", str(tmp_path / "empty"),
             "--out", str(tmp_path / "o"), "--resolution", "16", "--n-layers-d", "2"]
     (tmp_path / "empty").mkdir()
@@ -191,9 +191,10 @@ def test_missing_folder_is_named(folders, tmp_path, capsys):
 
 
 def test_parse_defaults_follow_the_paper():
-    cc = parse(["--arch", "cyclegan", "--data-a", "x", "--data-b", "y", "--out", "z", "--steps", "100"])
+    from types import SimpleNamespace
+    cc = resolve(parse(["--arch", "cyclegan", "--data-a", "x", "--data-b", "y", "--out", "z", "--steps", "100"]))
     assert (cc.lr, cc.betas, cc.lambda_cycle, cc.lambda_identity, cc.pool_size) == (2e-4, (0.5, 0.999), 10, 0.5, 50)
-    assert cc.decay_start == 50 and cc.n_layers_d == 3 and cc.norm == "instance"
+    assert CycleGAN(SimpleNamespace(tc=cc)).decay_start == 50 and cc.n_layers_d == 3 and cc.norm == "instance"
 
 
 # ------------------------------------------------------------------------------------------ pix2pix
@@ -216,12 +217,11 @@ def paired(tmp_path_factory, folders):
 
 
 def test_pix2pix_resume_and_export(paired, tmp_path):
-    from gan_models.train.cyclegan import Pix2PixTrainer
     kw = dict(arch="pix2pix", ndf=4, ngf=4)
-    full = Pix2PixTrainer(_cfg(paired, tmp_path / "full", steps=4, **kw))
+    full = Trainer(_cfg(paired, tmp_path / "full", steps=4, **kw))
     full.run()
-    Pix2PixTrainer(_cfg(paired, tmp_path / "split", steps=2, **kw)).run()
-    part = Pix2PixTrainer(_cfg(paired, tmp_path / "split", steps=4, resume=True, **kw))
+    Trainer(_cfg(paired, tmp_path / "split", steps=2, **kw)).run()
+    part = Trainer(_cfg(paired, tmp_path / "split", steps=4, resume=True, **kw))
     part.run()
     for n in ("G", "D"):
         a, b = getattr(full, n).state_dict(), getattr(part, n).state_dict()
@@ -236,21 +236,19 @@ def test_pix2pix_resume_and_export(paired, tmp_path):
 
 
 def test_pix2pix_learns_the_paired_mapping(paired, tmp_path):
-    from gan_models.train.cyclegan import Pix2PixTrainer
-    tr = Pix2PixTrainer(_cfg(paired, tmp_path, arch="pix2pix", steps=60, decay_from=60, ngf=8, ndf=4,
+    tr = Trainer(_cfg(paired, tmp_path, arch="pix2pix", steps=60, lr_decay_from=60, ngf=8, ndf=4,
                              lr=2e-3, batch=4, dropout=False))
     l1 = [tr.train_step()["loss_l1"] for _ in range(60)]
     assert np.mean(l1[-10:]) < 0.5 * np.mean(l1[:3])
 
 
 def test_pix2pix_needs_pairs(folders, paired, tmp_path):
-    from gan_models.train.cyclegan import Pix2PixTrainer
     (tmp_path / "b").mkdir()
     Image.open(paired / "b" / "00.png").save(tmp_path / "b" / "other.png")
     with pytest.raises(DataError, match="same file names"):
-        Pix2PixTrainer(_cfg(paired, tmp_path, arch="pix2pix", steps=1, data_b=str(tmp_path / "b")))
+        Trainer(_cfg(paired, tmp_path, arch="pix2pix", steps=1, data_b=str(tmp_path / "b")))
     with pytest.raises(ValueError, match="power of two"):
-        Pix2PixTrainer(_cfg(paired, tmp_path, arch="pix2pix", steps=1, resolution=24, n_layers_d=2))
+        Trainer(_cfg(paired, tmp_path, arch="pix2pix", steps=1, resolution=24, n_layers_d=2))
 
 
 def test_pix2pix_cli(paired, tmp_path):

@@ -323,9 +323,9 @@ def test_channels_last_is_the_stylegan2_default_and_can_be_turned_off(digits3, t
     common = ["--data", str(digits3), "--out", str(tmp_path), "--resolution", "16", "--z-dim", "16", "--w-dim", "16",
               "--map-layers", "2", "--cbase", "128", "--cmax", "16", "--threads", "1"]
     on = Trainer(parse(["--arch", "stylegan2", *common]))
-    assert on.cfg["channels_last"] and on.stepper.channels_last
+    assert on.cfg["channels_last"] and on.channels_last
     assert on.D.b16.conv0.weight.is_contiguous(memory_format=torch.channels_last)
     off = Trainer(parse(["--arch", "stylegan2", *common, "--no-channels-last"]))
-    assert not off.cfg["channels_last"] and not off.stepper.channels_last
+    assert not off.cfg["channels_last"] and not off.channels_last
     assert Trainer(parse(["--arch", "dcgan", "--data", str(digits3), "--out", str(tmp_path), "--resolution", "16",
                           "--threads", "1"])).cfg["channels_last"] is False

@@ -1,46 +1,48 @@
-"""The training loop: architecture-agnostic, driven by a TrainConfig and a Recipe from nets.py.
+"""The training loop: one Trainer for every family, each family a Recipe.
 
-Built to grow: the recipe supplies the networks and loss choice, `augment` names a differentiable
-augmentation, and the device is a parameter, so StyleGAN2, ADA and torchrun/AMP slot in as a recipe
-plus a wrapper around `train_step` rather than a new loop.
+A recipe (dcgan.py, stylegan2.py, cyclegan.py) declares its options and their defaults, builds its
+networks and optimizers, names what its snapshot holds, and splits a training step into phases as
+NVlabs' loop does (G main, G reg, D main, D reg, each with the interval it runs at). The Trainer owns
+the rest, the same for every family: the run folder, seeding, snapshots and resume, the log and the
+progress bar, sample grids and exports on schedule, FID during training, torchrun ranks.
+
+Adding a family: one module with a Recipe subclass, registered with `@register`.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
+import dataclasses
 import json
 import math
 import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from .. import checkpoint, metrics, save_generator
 from ..cli import public_command
 from ..images import save_grid
-from . import augment as augment_mod, distributed, snapshot, transfer
-from ..data import BatchOrder, Dataset, load_dataset
-from .fid_hook import FIDHook
-from .losses import AUGMENTS, d_loss, g_loss
-from .nets import RECIPES
+from . import distributed, snapshot
 
 
 @dataclass
 class TrainConfig:
+    """Every option of `python -m gan_models.train`, under the option's name. None: the recipe's
+    default (Recipe.defaults), then the loop's (DEFAULTS); an option no recipe of the run reads stays
+    None and out of the run's record."""
     arch: str = "dcgan"
-    data: str = ""
+    data: str = ""                   # image folder or IDX files (noise-to-image families)
+    data_a: str | None = None        # image-to-image families: the two domains (or aligned pairs)
+    data_b: str | None = None
     out: str = ""
     data_cache: str = ""             # folder the decoded images are mapped from; "": RUN/data; "none": in memory
-    resolution: int = 28
-    channels: int = 1
+    resolution: int | None = None
+    channels: int | None = None
     fit: str = "resize"              # IDX data: "resize" or "pad" to the resolution (data.load_idx)
-    batch: int = 64
+    batch: int | None = None
     steps: int = 10000
     lr: float | None = None
     lr_decay_from: int | None = None  # step where the learning rate starts its linear fall to 0 at `steps`
@@ -71,108 +73,142 @@ class TrainConfig:
     deterministic: bool = False      # torch.use_deterministic_algorithms
     tf32: bool = False               # CUDA: TF32 matmuls and convolutions (off, as in NVlabs' loop)
     log_every: int = 100             # steps between log.jsonl lines
-    bn_recal_batches: int = 32   # batches of 256 used to re-estimate G_ema's BatchNorm statistics
+    bn_recal_batches: int = 32       # batches of 256 used to re-estimate G_ema's BatchNorm statistics
     fid_every: float = 0.0           # kimg between FID measurements of the export copy (0: off)
     fid_num_gen: int = 5000
     fid_data: str = ""               # real set for FID; "": the training data
     fid_split: str = "train"         # IDX data: train or t10k images (image folders have no split)
     fid_network: str = ""            # TorchScript feature network; "": the packaged FID Inception
+    # stylegan2
+    w_dim: int | None = None
+    map_layers: int | None = None
+    cbase: int | None = None
+    cmax: int | None = None
+    r1_gamma: float | None = None
+    r1_interval: int | None = None
+    pl_weight: float | None = None
+    pl_interval: int | None = None
+    style_mixing: float | None = None
+    ema_kimg: float | None = None
+    ema_rampup: float | None = None
+    # cyclegan and pix2pix
+    name_a: str | None = None
+    name_b: str | None = None
+    n_blocks: int | None = None
+    norm: str | None = None
+    n_layers_d: int | None = None
+    lambda_cycle: float | None = None
+    lambda_identity: float | None = None
+    lambda_l1: float | None = None
+    dropout: bool | None = None
+    pool_size: int | None = None
+    flip: bool | None = None
+    export_dtype: str | None = None
     device: str = "cpu"
     threads: int = 0
     license: str = ""
     description: str = ""
     command: str = ""
-    progress: bool = True
-    extra: dict = field(default_factory=dict)
-
-    def resolved(self, ds: Dataset) -> dict:
-        if self.arch not in RECIPES:
-            raise ValueError(f"unknown --arch {self.arch!r}; available: {sorted(RECIPES)}")
-        cfg = dict(RECIPES[self.arch].defaults)
-        cfg.update({k: v for k, v in asdict(self).items() if v is not None and k != "extra"})
-        cfg.update({k: v for k, v in self.extra.items() if v is not None})  # arch-specific options
-        cfg.update(c_dim=ds.c_dim, class_names=list(ds.class_names), betas=tuple(cfg["betas"]))
-        if cfg["augment"] not in AUGMENTS:
-            raise ValueError(f"unknown augment {cfg['augment']!r}; available: {sorted(AUGMENTS)}")
-        return cfg
+    progress: bool | None = None
+    extra: dict = field(default_factory=dict)  # overrides by name (tests, scripts)
 
 
-def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5, reduce=None) -> torch.Tensor:
-    """Mode-seeking regularisation (Mao et al., CVPR 2019): pairs (first half, second half of the
-    batch, same labels) whose images are close while their z's are far are penalised, which fights
-    a conditional generator's collapse to a few prototypes per class. 1 / (ratio + eps) as in MSGAN.
-    `reduce` (a gradient-carrying sum over ranks) makes both means those of the global batch."""
-    h = z.shape[0] // 2
-    dfake, dz = (fake[:h] - fake[h:2 * h]).abs(), (z[:h] - z[h:2 * h]).abs()
-    sums = torch.stack([dfake.sum(), dz.sum().to(dfake.dtype),
-                        torch.tensor(float(dfake.numel()), dtype=dfake.dtype, device=dfake.device),
-                        torch.tensor(float(dz.numel()), dtype=dfake.dtype, device=dfake.device)])
-    if reduce is not None:
-        sums = reduce(sums)
-    ratio = (sums[0] / sums[2]) / (sums[1] / sums[3])
-    return 1.0 / (ratio + eps)
+# what a run gets where neither the command line nor the recipe says
+DEFAULTS = dict(resolution=28, channels=1, batch=64, progress=True)
+
+
+@dataclass
+class Phase:
+    """One part of a training step: `run(ctx)` every `interval` steps (NVlabs' phases: the lazy
+    regularisers run every 4 or 16 steps, weighted by the interval they stand for)."""
+    name: str
+    run: Callable[[dict], None]
+    interval: int = 1
+
+    def due(self, step: int) -> bool:
+        return self.interval > 0 and step % self.interval == 0
+
+
+RECIPES: dict[str, type[Recipe]] = {}
+
+
+def register(cls: type[Recipe]) -> type[Recipe]:
+    RECIPES[cls.name] = cls
+    return cls
+
+
+class Recipe:
+    """A family's part of training. The class declares; an instance, made by the Trainer for one run,
+    holds the family's networks, optimizers and state (which read as the trainer's: trainer.G)."""
+    name = ""
+    kind = "generator"                 # generator (run() returns its path) or translator (a list of paths)
+    defaults: dict = {}
+    EXPORTS: tuple[str, ...] = ()      # what a finished run leaves in its folder
+    INTERIM: tuple[str, ...] = ()      # models written during a run (best.safetensors)
+    STATE: tuple[str, ...] = ()        # attributes whose state_dict() the snapshot holds under that name
+    RNG: tuple[str, ...] = ()          # attributes (torch.Generator or BatchOrder) saved under snapshot["rng"]
+    shape_keys: tuple[str, ...] = ()   # config entries that fix tensor shapes: a resume must match them
+    config_keys: tuple[str, ...] | None = None  # entries the snapshot records (None: all)
+    distributed = True                 # runs under torchrun
+    log_means = False                  # log rows: means since the last row (True) or the step's values
+    log_digits: int | None = None      # rounding of logged values
+    log_kimg = True                    # rows and the progress bar count kimg
+
+    @staticmethod
+    def add_options(group) -> None:
+        """The family's own options, into its argparse group (dest = a TrainConfig field)."""
+
+    @classmethod
+    def check(cls, cfg: dict) -> None:
+        """Options checked against each other; ValueError names the option. Runs before any data is read."""
+
+    @classmethod
+    def derive(cls, cfg: dict) -> None:
+        """Defaults that follow from other options (NVlabs' R1 weight from the resolution and batch)."""
+
+    def __init__(self, tr: Trainer):
+        self.tr = tr
+
+    def load_data(self) -> None:
+        raise NotImplementedError
+
+    def build(self) -> None:
+        """Networks and optimizers, from the global RNG the Trainer has just seeded."""
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def begin_step(self) -> dict:
+        return {}
+
+    def end_step(self, ctx: dict) -> dict:
+        """After the phases: EMA, schedules. Returns the step's statistics (floats)."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, s: dict) -> None:
+        pass
+
+    def save_reals(self) -> None:
+        pass
+
+    def sample_grid(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def export(self) -> Path | list[Path]:
+        """The generator's path, or the translators' paths."""
+        raise NotImplementedError
+
+    def at_step_end(self) -> None:
+        """After logging and sampling, before the snapshot (FID during training)."""
 
 
 def linear_decay(step: int, start: int, end: int) -> float:
     """Learning-rate factor: 1 until `start`, then linearly to 0 at `end` (CycleGAN's schedule)."""
     return max(0.0, 1.0 - max(0, step - start) / max(end - start, 1))
-
-
-def one_hot(y: torch.Tensor | None, c_dim: int) -> torch.Tensor | None:
-    return F.one_hot(y, c_dim).float() if (c_dim and y is not None) else None
-
-
-@torch.no_grad()
-def ema_update(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
-    for pe, p in zip(G_ema.parameters(), G.parameters()):
-        pe.lerp_(p, 1.0 - beta)
-    # BatchNorm running statistics are not averaged weights: copy them (they are re-estimated for
-    # the averaged weights at export, see recalibrate_bn)
-    for be, b in zip(G_ema.buffers(), G.buffers()):
-        be.copy_(b)
-
-
-@torch.no_grad()
-def recalibrate_bn(G: nn.Module, cfg: dict, batches: int, seed: int, device) -> nn.Module:
-    """Re-estimate BatchNorm statistics for these exact weights with a cumulative average over
-    class-balanced batches. The copied running stats belong to the raw G, whose weights differ from
-    the EMA average; left as they are, eval-mode samples drift in contrast and shape."""
-    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns or batches <= 0:
-        return G
-    saved = [(m.momentum, m.training) for m in bns]
-    gen = torch.Generator().manual_seed(seed)
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    n = 256
-    for _ in range(batches):
-        z = torch.randn(n, cfg["z_dim"], generator=gen).to(device)
-        c = one_hot(torch.arange(n) % cfg["c_dim"], cfg["c_dim"]) if cfg["c_dim"] else None
-        G(z, None if c is None else c.to(device))
-    for m, (mom, tr) in zip(bns, saved):
-        m.momentum = mom
-        m.train(tr)
-    return G
-
-
-def fixed_grid_inputs(cfg: dict, seed: int, per_row: int = 10):
-    """The same z for every sample grid of a run: one row per class (or an 8x8 grid)."""
-    gen = torch.Generator().manual_seed(seed + 12345)
-    if cfg["c_dim"]:
-        n = cfg["c_dim"] * per_row
-        z = torch.randn(per_row, cfg["z_dim"], generator=gen).repeat(cfg["c_dim"], 1)
-        y = torch.arange(cfg["c_dim"]).repeat_interleave(per_row)
-        return z, y, per_row
-    n = 64
-    return torch.randn(n, cfg["z_dim"], generator=gen), None, 8
-
-
-def export_copy(G_ema: nn.Module, cfg: dict, device) -> nn.Module:
-    G = copy.deepcopy(G_ema)
-    recalibrate_bn(G, cfg, cfg["bn_recal_batches"], cfg["seed"] + 777, device)
-    return G.eval().requires_grad_(False)
 
 
 def hardware() -> str:
@@ -191,16 +227,36 @@ def hardware() -> str:
     return desc
 
 
-class Trainer(snapshot.Resumable):
-    EXPORTS = ("generator.safetensors",)
-    INTERIM = ("best.safetensors",)
-    SNAPSHOT_KEYS = ("step", "wall", "G", "D", "G_ema", "opt_G", "opt_D", "rng", "config")
+def resolve(tc: TrainConfig) -> TrainConfig:
+    """tc with every None the recipe or the loop gives a default filled in."""
+    if tc.arch not in RECIPES:
+        raise ValueError(f"unknown --arch {tc.arch!r}; available: {sorted(RECIPES)}")
+    recipe = RECIPES[tc.arch]
+    fill = {k: v for k, v in {**DEFAULTS, **recipe.defaults}.items()
+            if k in _FIELDS and getattr(tc, k) is None}
+    fill.update({k: v for k, v in tc.extra.items() if k in _FIELDS and v is not None})
+    return dataclasses.replace(tc, **fill)
 
-    def __init__(self, tc: TrainConfig, fid_net: metrics.FeatureNet | None = None):
+
+_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
+
+
+class Trainer(snapshot.Resumable):
+    def __init__(self, tc: TrainConfig, fid_net=None):
         """`fid_net` replaces the FID feature network (tests pass a tiny stand-in)."""
+        tc = resolve(tc)
+        cls = RECIPES[tc.arch]
+        self.EXPORTS, self.INTERIM = cls.EXPORTS, cls.INTERIM
+        self.SNAPSHOT_KEYS = ("step", "wall", "rng", "config", *cls.STATE)
         self.out = Path(tc.out)
+        self.tc = tc
+        cls.check(self._config())
         # first, before the data cache or anything else is written into the run folder
         self.check_run_folder(tc.resume, tc.restart)
+        world = distributed.launched_world()
+        if world > 1 and not cls.distributed:  # each rank would train the whole run into the same --out
+            raise ValueError(f"--arch {tc.arch} trains in one process, and torchrun started {world}: run it "
+                             f"as python -m gan_models.train (with --device cuda for a GPU)")
         if tc.threads:
             torch.set_num_threads(tc.threads)
         if tc.deterministic:
@@ -208,7 +264,6 @@ class Trainer(snapshot.Resumable):
             # op with no deterministic kernel (grid_sample's backward, under ADA) warns, not stops
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
-        self.tc = tc
         self.dist = distributed.from_env(tc.device)
         if self.dist.device.type == "cuda":
             # as NVlabs' training loop: cuDNN picks its fastest kernels, and TF32 (10-bit inputs) only
@@ -216,269 +271,85 @@ class Trainer(snapshot.Resumable):
             torch.backends.cudnn.benchmark = not tc.deterministic
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tc.tf32
         self.is_main = self.dist.is_main
-        # the first process to get there decodes into the cache (RUN/data) while the others wait for it
-        # (data._building); then they all map the same file: one copy of the pixels per machine
-        cache = None if tc.data_cache == "none" else (tc.data_cache or self.out / "data")
-        self.ds = load_dataset(tc.data, tc.resolution, tc.channels, cache_dir=cache, fit=tc.fit)
-        if self.ds.skipped:
-            print(f"data: skipped {self.ds.skipped} undecodable image file(s)", file=sys.stderr)
-        self.cfg = tc.resolved(self.ds)
-        self.recipe = RECIPES[tc.arch]
         self.device = self.dist.device
+        self.fid_net = fid_net
+        self.recipe = cls(self)
+        self.recipe.load_data()
+        self.cfg = self._config()
         torch.manual_seed(tc.seed)
-        self.G = self.recipe.make_G(self.cfg).to(self.device).train()
-        self.D = self.recipe.make_D(self.cfg).to(self.device).train()
-        for path, net, what in ((tc.init, self.G, "generator"), (tc.init_d, self.D, "discriminator")):
-            if path:  # a snapshot found by --resume replaces these weights later, as it should
-                n = transfer.load_into(net, path, what)
-                if self.dist.is_main:
-                    print(f"{what}: {n} tensors from {Path(path).name}", file=sys.stderr)
-        self.dist.broadcast_module(self.G)
-        self.dist.broadcast_module(self.D)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        lr, betas = self.cfg["lr"], self.cfg["betas"]
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=lr, betas=betas)
-        self.order = BatchOrder(len(self.ds), tc.batch, tc.seed)
-        # z, fake-label and augmentation draws come from this generator, not the global one, so
-        # the data order and the noise cannot perturb each other
-        self.noise = torch.Generator().manual_seed(tc.seed + 1)
-        self.augment = AUGMENTS[self.cfg["augment"]]
-        if self.cfg.get("aug"):
-            self.augment = augment_mod.build(self.cfg["aug"], batch=tc.batch, target=self.cfg["ada_target"],
-                                             ada_kimg=self.cfg["ada_kimg"], reduce=self.dist.all_reduce_sum)
-        # a recipe may bring its own step (stylegan2.py: lazy regularisation, AMP, accumulation, ranks)
-        make_step = getattr(self.recipe, "make_step", None)
-        self.stepper = make_step(self) if make_step is not None else None
-        if self.stepper is None:
-            if tc.batch % self.dist.world:
-                raise ValueError(f"--batch {tc.batch} does not split over {self.dist.world} processes")
-            # the generator's BatchNorm normalises over the global batch, as in one process
-            distributed.cross_rank_batchnorm(self.G, self.dist)
-            if self.cfg["precision"] not in ("fp32", "bf16"):
-                raise ValueError(f"--arch {tc.arch} supports --precision fp32 or bf16, not "
-                                 f"{self.cfg['precision']!r}")
-            if self.cfg["channels_last"]:
-                self.G.to(memory_format=torch.channels_last)
-                self.D.to(memory_format=torch.channels_last)
+        self.recipe.build()
         self.step = 0
         self.wall = 0.0
-        self.fid = self._make_fid_hook(fid_net)
-        self._fid_state: dict = {}  # a resumed run's hook state, carried on while FID is off
 
-    def _make_fid_hook(self, net: metrics.FeatureNet | None) -> FIDHook | None:
-        tc = self.tc
-        if tc.fid_every < 0 or not math.isfinite(tc.fid_every):
-            raise ValueError(f"--fid-every must be a number of kimg >= 0 (0: off), not {tc.fid_every}")
-        if not tc.fid_every:
-            return None
-        if tc.fid_num_gen < 2:
-            raise ValueError(f"--fid-num-gen must be at least 2, not {tc.fid_num_gen}")
-        if tc.fid_split not in ("train", "test"):
-            raise ValueError(f"--fid-split must be 'train' or 'test', not {tc.fid_split!r}")
-        real = Path(tc.fid_data or tc.data)
-        if not real.is_dir():
-            raise ValueError(f"--fid-data {real}: not found or not a folder")
-        if not self.is_main:  # rank 0 measures; the others only train on
-            return None
-        # load the network now: a missing Inception should stop the run before training, not at
-        # the first measurement hours later
-        net = net or metrics.FeatureNet(tc.fid_network or None, device=self.device)
-        return FIDHook(real, self.out, every_kimg=tc.fid_every, num_gen=tc.fid_num_gen, device=self.device,
-                       split=tc.fid_split, seed=tc.seed, net=net, progress=tc.progress)
+    def __getattr__(self, name: str):
+        # the family's networks, optimizers and data read as the trainer's own (trainer.G, trainer.ds)
+        recipe = self.__dict__.get("recipe")
+        if recipe is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(recipe, name)
 
-    # -- state ----------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"step": self.step, "wall": self.wall, "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "G_ema": self.G_ema.state_dict(), "opt_G": self.opt_G.state_dict(),
-                "opt_D": self.opt_D.state_dict(),
-                "rng": {**snapshot.rng_state(), "noise": self.noise.get_state(),
-                        "data": self.order.state_dict()},
-                "augment": self.augment.state_dict() if hasattr(self.augment, "state_dict") else {},
-                "stepper": self.stepper.state_dict() if self.stepper is not None else {},
-                "fid": ({**self.fid.state_dict(), "every_kimg": self.fid.every_kimg} if self.fid is not None
-                        else self._fid_state),
-                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
-                           if isinstance(v, (int, float, str, bool, list, tuple))}}
-
-    def load_state_dict(self, s: dict) -> None:
-        for key in ("arch", "z_dim", "c_dim", "resolution", "channels", "ngf", "ndf",
-                    *getattr(self.recipe, "shape_keys", ())):
-            if key in s["config"] and s["config"][key] != self.cfg[key]:
-                raise ValueError(f"--resume: the snapshot was trained with {key}={s['config'][key]!r}, "
-                                 f"this run asks for {self.cfg[key]!r}")
-        self.G.load_state_dict(s["G"])
-        self.D.load_state_dict(s["D"])
-        self.G_ema.load_state_dict(s["G_ema"])
-        self.opt_G.load_state_dict(s["opt_G"])
-        self.opt_D.load_state_dict(s["opt_D"])
-        snapshot.set_rng_state(s["rng"])
-        self.noise.set_state(s["rng"]["noise"])
-        self.order.load_state_dict(s["rng"]["data"])
-        self.step, self.wall = int(s["step"]), float(s["wall"])
-        if s.get("augment") and hasattr(self.augment, "load_state_dict"):
-            self.augment.load_state_dict(s["augment"])
-        if self.stepper is not None and s.get("stepper"):
-            self.stepper.load_state_dict(s["stepper"])
-        self._fid_state = dict(s.get("fid") or {})
-        if self.fid is not None and self._fid_state:
-            self.fid.load_state_dict(self._fid_state)
-            if self._fid_state.get("every_kimg") != self.fid.every_kimg:  # --fid-every changed on resume
-                self.fid.schedule_after(self.kimg)
-        if self.fid is not None:
-            self._adopt_best_file()
-
-    def _adopt_best_file(self) -> None:
-        """A crash after a new best was written but before the next snapshot leaves best.safetensors
-        better than the snapshot remembers; the file is still the best generator measured, so keep
-        it rather than let a worse score from the replayed steps overwrite it."""
-        path = self.fid.best_path
-        if not path.is_file():
-            return
-        try:
-            _, meta = checkpoint.read(path)
-        except checkpoint.CheckpointError as e:
-            print(f"FID: ignoring unreadable {path.name} ({e})", file=sys.stderr)
-            return
-        src = meta.get("source") or {}
-        fid = src.get("fid")
-        # scores are comparable only against the same real set and sample count; the file keeps
-        # 4 decimals, so its copy of the snapshot's own best reads a hair lower
-        if (isinstance(fid, (int, float)) and fid < self.fid.best_fid - 1e-4
-                and src.get("fid_num_gen") == self.fid.num_gen
-                and src.get("fid_real") == str(Path(self.fid.real_source).resolve())):
-            self.fid.best_fid, self.fid.best_kimg = float(fid), src.get("fid_kimg")
-
-    # -- one step -------------------------------------------------------------------------------
-    def _set_lr(self) -> None:
-        # From each group's initial_lr (kept in the optimizer state, so a snapshot written before
-        # the decay began, or by a run without one, resumes onto the schedule this run asks for).
-        start = self.tc.lr_decay_from
-        if start is None:
-            return
-        f = linear_decay(self.step, start, self.tc.steps)
-        for opt in (self.opt_G, self.opt_D):
-            for group in opt.param_groups:
-                group["lr"] = group.setdefault("initial_lr", group["lr"]) * f
-
-    def train_step(self) -> dict:
-        self._set_lr()
-        if self.stepper is not None:
-            stats = self.stepper()
-            self.step += 1
-            return stats
-        with (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg["precision"] == "bf16"
-              else contextlib.nullcontext()):
-            return self._dcgan_step()
-
-    def _dcgan_step(self) -> dict:
-        cfg, dev, c_dim, dist = self.cfg, self.device, self.cfg["c_dim"], self.dist
-        # every rank draws the whole batch's data and noise and keeps its rows (distributed.py), so
-        # the run is the same on any number of ranks; losses are scaled to the global mean
-        B, mine = self.tc.batch, dist.shard()
-        share = 1.0 / dist.world
-        x, y = self.ds.batch(self.order.next()[mine])
-        x = x.to(dev)
-        y = y.to(dev) if y is not None else None
-
-        # D: real vs fake, fakes asked for the real batch's labels (so both sides share one class mix)
-        z = torch.randn(B, cfg["z_dim"], generator=self.noise)[mine].to(dev)
-        with torch.no_grad():
-            fake = self.G(z, one_hot(y, c_dim))
-        real_logits = self.D(self.augment(x, gen=self.noise, total=B, offset=mine), y)
-        fake_logits = self.D(self.augment(fake, gen=self.noise, total=B, offset=mine), y)
-        loss_d = d_loss(cfg["loss"], real_logits, fake_logits)
-        if hasattr(self.augment, "observe"):  # ADA's overfitting heuristic reads D(real)
-            self.augment.observe(real_logits)
-        self.opt_D.zero_grad(set_to_none=True)
-        (loss_d * share).backward()
-        dist.sync_grads(self.D.parameters(), nan_to_num=False)  # no-op in one process
-        self.opt_D.step()
-
-        # G: fresh z, uniform labels so rare classes get as many G updates as common ones
-        z = torch.randn(B, cfg["z_dim"], generator=self.noise)[mine].to(dev)
-        ms = cfg.get("mode_seeking", 0.0)
-        if ms and c_dim:
-            # mode seeking pairs two z's under one label, so each label is drawn once per pair
-            yg = torch.randint(0, c_dim, (B // 2,), generator=self.noise).repeat(2)
-            if B % 2:
-                yg = torch.cat([yg, yg[:1]])
-            yg = yg[mine].to(dev)
-        else:
-            yg = torch.randint(0, c_dim, (B,), generator=self.noise)[mine].to(dev) if c_dim else None
-        fake = self.G(z, one_hot(yg, c_dim))
-        self.D.requires_grad_(False)
-        loss_g = g_loss(cfg["loss"], self.D(self.augment(fake, gen=self.noise, total=B, offset=mine), yg))
-        total_g = loss_g * share
-        if ms:
-            # the penalty is already a global-batch value on every rank; its gradient is summed back
-            ms_term = ms * mode_seeking_penalty(z, fake, reduce=dist.all_reduce_sum_grad)
-            loss_g = loss_g + ms_term
-            total_g = total_g + ms_term * share
-        self.opt_G.zero_grad(set_to_none=True)
-        total_g.backward()
-        dist.sync_grads(self.G.parameters(), nan_to_num=False)  # no-op in one process
-        self.opt_G.step()
-        self.D.requires_grad_(True)
-
-        # EMA warm-up: early weights move fast, a fixed 0.999 would average in the random init
-        beta = min(cfg["ema_beta"], (1 + self.step) / (10 + self.step))
-        ema_update(self.G_ema, self.G, beta)
-        if hasattr(self.augment, "step"):
-            self.augment.step()
-        self.step += 1
-        stats = torch.stack([loss_d.detach(), loss_g.detach(), real_logits.detach().mean(),
-                             fake_logits.detach().mean()]).double().cpu()
-        stats = dist.all_reduce_sum(stats) / dist.world  # equal shards: the mean of rank means
-        return dict(zip(("loss_d", "loss_g", "d_real", "d_fake"), stats.tolist()))
+    def _config(self) -> dict:
+        """The run's options as a dict: what the recipe builds from, and the snapshot records."""
+        recipe = RECIPES[self.tc.arch]
+        cfg = {k: None for k in recipe.defaults}  # a default of None (derived later) is still a known key
+        cfg.update({k: v for k, v in dataclasses.asdict(self.tc).items() if v is not None and k != "extra"})
+        cfg.update(self.__dict__.get("data_facts", {}))
+        if cfg.get("betas") is not None:
+            cfg["betas"] = tuple(cfg["betas"])
+        recipe.derive(cfg)
+        return cfg
 
     @property
     def kimg(self) -> float:
         return self.step * self.tc.batch / 1000
 
-    # -- outputs --------------------------------------------------------------------------------
-    def sample_grid(self, path: Path) -> None:
-        z, y, nrow = fixed_grid_inputs(self.cfg, self.tc.seed)
-        G = export_copy(self.G_ema, self.cfg, self.device)
-        with torch.no_grad():
-            img = G(z.to(self.device), one_hot(y, self.cfg["c_dim"]) if y is not None else None)
-        save_grid(img.cpu(), path, nrow=nrow)
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        r = self.recipe
+        keys = r.config_keys
+        return {"step": self.step, "wall": self.wall,
+                **{name: getattr(r, name).state_dict() for name in r.STATE},
+                "rng": {**snapshot.rng_state(), **{name: getattr(r, attr).get_state() if
+                                                   isinstance(getattr(r, attr), torch.Generator)
+                                                   else getattr(r, attr).state_dict()
+                                                   for name, attr in r.RNG}},
+                **r.extra_state(),
+                "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
+                           if isinstance(v, (int, float, str, bool, list, tuple))
+                           and (keys is None or k in keys)}}
 
-    def export_meta(self, G: nn.Module) -> dict:
-        kimg = self.kimg
-        cls = self.cfg["class_names"]
-        return {**self.recipe.export_meta(G, self.cfg),
-                "output_range": [-1, 1],
-                "class_names": cls,
-                **({"arch_kwargs": {"ngf": self.cfg["ngf"]}} if "ngf" in self.cfg else {}),
-                "source": {"type": "train", "command": self.tc.command, "steps": self.step,
-                           "kimg": round(kimg, 3), "batch": self.tc.batch, "seed": self.tc.seed,
-                           **({"init": Path(self.tc.init).name} if self.tc.init else {}),
-                           **({"init_d": Path(self.tc.init_d).name} if self.tc.init_d else {}),
-                           "data": self.ds.source, "images": len(self.ds),
-                           "wall_time_s": self.wall, "hardware": hardware(),  # unrounded: a short run is not 0.0
-                           "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.cfg.items()
-                                      if k in ("lr", "lr_decay_from", "betas", "ema_beta", "loss", "augment", "ngf", "ndf",
-                                               "mbstd_group", "z_dim", *getattr(self.recipe, "record_keys", ()))}},
-                "license": self.tc.license or "unspecified: inherits the training data's license",
-                "description": self.tc.description or
-                (f"{self.tc.arch} trained on {Path(self.ds.source).name}"
-                 + (f", class-conditional over {len(cls)} classes" if cls else ""))}
-
-    def export(self) -> Path:
-        G = export_copy(self.G_ema, self.cfg, self.device)
-        path = self.out / "generator.safetensors"
-        save_generator(path, G, self.export_meta(G))
-        return path
-
-    def measure_fid(self) -> dict:
-        """FID of exactly what export() would write now; a new best goes to RUN/best.safetensors."""
-        G = export_copy(self.G_ema, self.cfg, self.device)
-        return self.fid(G, self.kimg, self.export_meta(G), force=True)
+    def load_state_dict(self, s: dict) -> None:
+        r = self.recipe
+        for key in r.shape_keys:
+            if key in s["config"] and s["config"][key] != self.cfg.get(key):
+                raise ValueError(f"--resume: the snapshot was trained with {key}={s['config'][key]!r}, "
+                                 f"this run asks for {self.cfg.get(key)!r}")
+        for name in r.STATE:
+            getattr(r, name).load_state_dict(s[name])
+        snapshot.set_rng_state(s["rng"])
+        for name, attr in r.RNG:
+            obj = getattr(r, attr)
+            if isinstance(obj, torch.Generator):
+                obj.set_state(s["rng"][name])
+            else:
+                obj.load_state_dict(s["rng"][name])
+        self.step, self.wall = int(s["step"]), float(s["wall"])
+        r.load_extra_state(s)
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self) -> Path:
-        tc = self.tc
+    def train_step(self) -> dict:
+        r = self.recipe
+        ctx = r.begin_step()
+        ctx["due"] = {ph.name for ph in r.phases() if ph.due(self.step)}
+        for ph in r.phases():
+            if ph.name in ctx["due"]:
+                ph.run(ctx)
+        stats = r.end_step(ctx)
+        self.step += 1
+        return stats
+
+    def run(self) -> Path | list[Path]:
+        tc, r = self.tc, self.recipe
         self.out.mkdir(parents=True, exist_ok=True)
         if tc.restart and self.is_main:
             gone = self.clear_run()
@@ -492,46 +363,50 @@ class Trainer(snapshot.Resumable):
         # damaged snapshot the resume passed over
         saved = self.step if self.resumed_from is not None else None
         if self.step == 0 and self.is_main:
-            x, y = self.ds.batch(torch.arange(min(len(self.ds), 100)))
-            save_grid(x, self.out / "reals.png", nrow=10)
+            r.save_reals()
         log = open(self.out / "log.jsonl", "a") if self.is_main else None
         bar = None
         if tc.progress and self.is_main:
             from tqdm import tqdm
             bar = tqdm(total=tc.steps, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
+        sums, count, t_log = {}, 0, time.perf_counter()
         try:
             while self.step < tc.steps:
                 t0 = time.perf_counter()
                 stats = self.train_step()
                 dt = time.perf_counter() - t0
+                if not all(math.isfinite(v) for v in stats.values()):
+                    raise FloatingPointError(f"step {self.step}: loss is not finite ({stats}); "
+                                             f"resume from the last snapshot with a lower --lr")
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
                 if bar is not None:
                     bar.update(1)
                     if self.step % 10 == 0:
-                        post = dict(kimg=f"{self.step * tc.batch / 1000:.2f}",
-                                    s_kimg=f"{dt * 1000 / tc.batch:.1f}",
-                                    d=f"{stats['loss_d']:.3f}", g=f"{stats['loss_g']:.3f}")
-                        if "aug_p" in stats:
-                            post["p"] = f"{stats['aug_p']:.3f}"
-                        bar.set_postfix(post)
-                if not math.isfinite(stats["loss_d"]) or not math.isfinite(stats["loss_g"]):
-                    raise FloatingPointError(f"step {self.step}: loss is not finite ({stats}); "
-                                             f"resume from the last snapshot with a lower --lr")
+                        bar.set_postfix(self._postfix(stats, dt))
                 if log is not None and tc.log_every and self.step % tc.log_every == 0:
-                    log.write(json.dumps({"step": self.step, "kimg": self.step * tc.batch / 1000,
-                                          "wall": round(self.wall, 1), "s_per_kimg": round(dt * 1000 / tc.batch, 4),
-                                          **stats}) + "\n")
-                    log.flush()
-                if self.is_main and tc.sample_every and self.step % tc.sample_every == 0:
-                    self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
-                # before the snapshot of this step, so a resume neither repeats nor skips it
-                if self.fid is not None and self.fid.due(self.kimg):
-                    r = self.measure_fid()
-                    msg = (f"kimg {r['kimg']:g}: FID {r['fid']:.3f}, KID {r['kid']:.5f}"
-                           + (" (best so far)" if r["best"] else f" (best {self.fid.best_fid:.3f})"))
-                    if bar is not None:
-                        bar.write(msg, file=sys.stderr)
+                    # single GAN losses at batch 1 are too noisy to read: such families log means
+                    row = {k: v / count for k, v in sums.items()} if r.log_means else stats
+                    if r.log_digits is not None:
+                        row = {k: round(v, r.log_digits) for k, v in row.items()}
+                    head = {"step": self.step}
+                    if r.log_kimg:
+                        head.update(kimg=self.kimg, wall=round(self.wall, 1),
+                                    s_per_kimg=round(dt * 1000 / tc.batch, 4))
                     else:
-                        print(msg, file=sys.stderr)
+                        head.update(wall=round(self.wall, 1))
+                    log.write(json.dumps({**head, **row}) + "\n")
+                    log.flush()
+                    if bar is None:
+                        rate = (time.perf_counter() - t_log) / count
+                        print(f"step {self.step}/{tc.steps} {rate:.3f}s/step "
+                              + " ".join(f"{k}={v:.4g}" for k, v in row.items()), file=sys.stderr, flush=True)
+                    sums, count, t_log = {}, 0, time.perf_counter()
+                if self.is_main and tc.sample_every and self.step % tc.sample_every == 0:
+                    r.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
+                # before the snapshot of this step, so a resume neither repeats nor skips it
+                r.at_step_end()
                 self.wall += time.perf_counter() - t0  # sampling included: the cost of the run as run
                 if self.is_main and tc.snapshot_every and self.step % tc.snapshot_every == 0:
                     snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
@@ -543,13 +418,27 @@ class Trainer(snapshot.Resumable):
                 bar.close()
         if not self.is_main:  # rank 0 writes the last snapshot, the grid and the export
             self.dist.barrier()
-            return self.out / "generator.safetensors"
+            paths = [self.out / n for n in self.EXPORTS]
+            return paths[0] if r.kind == "generator" else paths
         if saved != self.step:
             snapshot.save(self.out, self.step, self.state_dict(), tc.keep_snapshots)
-        self.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
-        path = self.export()
+        r.sample_grid(self.out / "samples" / f"grid-{self.step:08d}.png")
+        result = r.export()
         self.dist.barrier()
-        return path
+        return result
+
+    def _postfix(self, stats: dict, dt: float) -> dict:
+        post = {}
+        if self.recipe.log_kimg:
+            post.update(kimg=f"{self.kimg:.2f}", s_kimg=f"{dt * 1000 / self.tc.batch:.1f}")
+        for k, short in (("loss_d", "d"), ("loss_g", "g"), ("aug_p", "p")):
+            if k in stats:
+                post[short] = f"{stats[k]:.3f}"
+        return post
+
+    def write_reals(self, name: str, ds, n: int) -> None:
+        x, _ = ds.batch(torch.arange(min(len(ds), n)))
+        save_grid(x, self.out / name, nrow=10)
 
 
 def command_line() -> str:

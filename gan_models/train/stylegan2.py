@@ -31,9 +31,10 @@ from torch import nn
 
 from ..archs.stylegan2 import Discriminator, Generator
 from ..cli import nonneg_float, positive_int
-from . import augment as augment_mod
-from .nets import RECIPES, Recipe
+from .generators import GeneratorRecipe
+from .loop import Phase, register
 from .options import probability
+
 
 def generator_kwargs(cfg: dict) -> dict:
     return dict(z_dim=cfg["z_dim"], c_dim=cfg["c_dim"], w_dim=cfg["w_dim"], img_resolution=cfg["resolution"],
@@ -54,26 +55,6 @@ def _check(cfg: dict) -> None:
     if min(cfg["cbase"] // r, cfg["cmax"]) < 1:
         raise ValueError(f"--cbase {cfg['cbase']} --cmax {cfg['cmax']} leave no channels at {r} px (the width at "
                          f"resolution r is min(cbase // r, cmax)): use --cbase {r} or more and --cmax 1 or more")
-
-
-def _make_G(cfg: dict) -> nn.Module:
-    _check(cfg)
-    return Generator(**generator_kwargs(cfg))
-
-
-def _make_D(cfg: dict) -> nn.Module:
-    return Discriminator(cfg["c_dim"], cfg["resolution"], cfg["channels"], channel_base=cfg["cbase"],
-                         channel_max=cfg["cmax"], mbstd_group_size=cfg["mbstd_group"],
-                         mbstd_num_channels=1 if cfg["mbstd_group"] else 0,
-                         mapping_kwargs=dict(num_layers=cfg["map_layers"]))
-
-
-def _meta(G: nn.Module, cfg: dict) -> dict:
-    kw = generator_kwargs(cfg)
-    kw["synthesis_kwargs"] = {k: v for k, v in kw["synthesis_kwargs"].items()}
-    return {"arch": "stylegan2", "kind": "generator", "z_dim": G.z_dim, "c_dim": G.c_dim, "w_dim": G.w_dim,
-            "num_ws": G.num_ws, "img_resolution": G.img_resolution, "img_channels": G.img_channels,
-            "init_kwargs": kw}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -100,14 +81,79 @@ class _Inputs:
     noise: list = field(default_factory=list)
 
 
-class StyleGAN2Step:
-    def __init__(self, tr):
-        self.tr = tr
-        cfg = tr.cfg
-        self.cfg, self.dist, self.dev = cfg, tr.dist, tr.device
-        self.G, self.D, self.G_ema = tr.G, tr.D, tr.G_ema
-        B = tr.tc.batch
-        world = self.dist.world
+@register
+class StyleGAN2(GeneratorRecipe):
+    name = "stylegan2"
+    defaults = dict(z_dim=512, w_dim=512, map_layers=8, cbase=32768, cmax=512, mbstd_group=4,
+                    lr=0.0025, betas=(0.0, 0.99), loss="logistic", augment="none", ema_beta=None,
+                    r1_gamma=None, r1_interval=16, pl_weight=0.0, pl_interval=4, style_mixing=0.9,
+                    ema_kimg=None, ema_rampup=0.05,
+                    # NHWC: 1.2x (64 px) to 1.6x (256 px) the steps per second on CPU in fp32, 1.3x in bf16
+                    # (bench/results/train_cpu-20261122-172818.json); NVlabs use it for their fp16 layers
+                    channels_last=True)
+    shape_keys = GeneratorRecipe.shape_keys + ("w_dim", "map_layers", "cbase", "cmax", "mbstd_group")
+    record_keys = ("w_dim", "map_layers", "cbase", "cmax", "r1_gamma", "r1_interval", "pl_weight", "pl_interval",
+                   "style_mixing", "ema_kimg", "ema_rampup", "aug", "ada_target", "mirror", "precision")
+
+    @staticmethod
+    def add_options(g) -> None:
+        g.add_argument("--w-dim", type=positive_int, help="intermediate latent size (default 512)")
+        g.add_argument("--map-layers", type=positive_int, help="mapping network depth (default 8)")
+        g.add_argument("--cbase", type=positive_int,
+                       help="channel base: width at resolution r is min(cbase/r, cmax) (default 32768)")
+        g.add_argument("--cmax", type=positive_int, help="maximum width (default 512)")
+        g.add_argument("--r1-gamma", type=nonneg_float, help="R1 weight (default NVlabs' 0.0002 * res^2 / batch)")
+        g.add_argument("--r1-interval", type=positive_int, help="steps between R1 steps (default 16)")
+        g.add_argument("--pl-weight", type=nonneg_float,
+                       help="path-length regularisation weight (default 0: off; the paper uses 2)")
+        g.add_argument("--pl-interval", type=positive_int, help="steps between path-length steps (default 4)")
+        g.add_argument("--style-mixing", type=probability, help="style-mixing probability (default 0.9)")
+        g.add_argument("--ema-kimg", type=nonneg_float, help="EMA half-life in kimg (default batch * 10 / 32)")
+        g.add_argument("--ema-rampup", type=nonneg_float, help="EMA ramp-up ratio (default 0.05; 0: none)")
+
+    @staticmethod
+    def check_resolution(r: int) -> None:
+        _check_resolution(r)
+
+    @classmethod
+    def check(cls, cfg: dict) -> None:
+        super().check(cfg)
+        _check(cfg)
+        if cfg.get("batch_gpu") is not None and cfg["batch_gpu"] % 2:
+            raise ValueError(f"--batch-gpu must be even (the path-length batch is half of it), not {cfg['batch_gpu']}")
+        if cfg["precision"] not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"--precision must be fp32, bf16 or fp16, not {cfg['precision']!r}")
+        if not cfg.get("aug") and cfg["augment"] != "none":  # --augment translation is DCGAN's
+            raise ValueError("--arch stylegan2 takes --aug none|diffaug|ada, not --augment")
+
+    @classmethod
+    def derive(cls, cfg: dict) -> None:
+        if cfg.get("r1_gamma") is None:
+            cfg["r1_gamma"] = 0.0002 * cfg["resolution"] ** 2 / cfg["batch"]  # NVlabs' 'auto' heuristic
+        if cfg.get("ema_kimg") is None:
+            cfg["ema_kimg"] = cfg["batch"] * 10 / 32
+
+    def make_G(self, cfg: dict) -> nn.Module:
+        return Generator(**generator_kwargs(cfg))
+
+    def make_D(self, cfg: dict) -> nn.Module:
+        return Discriminator(cfg["c_dim"], cfg["resolution"], cfg["channels"], channel_base=cfg["cbase"],
+                             channel_max=cfg["cmax"], mbstd_group_size=cfg["mbstd_group"],
+                             mbstd_num_channels=1 if cfg["mbstd_group"] else 0,
+                             mapping_kwargs=dict(num_layers=cfg["map_layers"]))
+
+    def make_optimizers(self, cfg: dict):
+        return lazy_adams(self.G, self.D, cfg)
+
+    def export_meta_arch(self, G: nn.Module, cfg: dict) -> dict:
+        return {"arch": "stylegan2", "kind": "generator", "z_dim": G.z_dim, "c_dim": G.c_dim, "w_dim": G.w_dim,
+                "num_ws": G.num_ws, "img_resolution": G.img_resolution, "img_channels": G.img_channels,
+                "init_kwargs": generator_kwargs(cfg)}
+
+    def build(self) -> None:
+        super().build()
+        tr, cfg = self.tr, self.tr.cfg
+        B, world = tr.tc.batch, tr.dist.world
         if B % world:
             raise ValueError(f"--batch {B} does not split over {world} processes")
         bgpu = cfg.get("batch_gpu") or B // world
@@ -117,44 +163,32 @@ class StyleGAN2Step:
         if bgpu % 2:
             raise ValueError(f"--batch-gpu must be even (the path-length batch is half of it), not {bgpu}")
         self.B, self.bgpu, self.rounds = B, bgpu, B // (world * bgpu)
-        if cfg["r1_gamma"] is None:
-            cfg["r1_gamma"] = 0.0002 * cfg["resolution"] ** 2 / B  # NVlabs' 'auto' heuristic
-        if cfg["ema_kimg"] is None:
-            cfg["ema_kimg"] = B * 10 / 32
-        prec = cfg.get("precision", "fp32")
-        if prec not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"--precision must be fp32, bf16 or fp16, not {prec!r}")
+        prec = cfg["precision"]
         self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[prec]
-        self.scaler_G = torch.amp.GradScaler(self.dev.type, enabled=prec == "fp16")
-        self.scaler_D = torch.amp.GradScaler(self.dev.type, enabled=prec == "fp16")
+        self.scaler_G = torch.amp.GradScaler(tr.device.type, enabled=prec == "fp16")
+        self.scaler_D = torch.amp.GradScaler(tr.device.type, enabled=prec == "fp16")
         self.channels_last = bool(cfg.get("channels_last"))
         if self.channels_last:
             self.D.to(memory_format=torch.channels_last)
-
-        tr.opt_G, tr.opt_D = lazy_adams(self.G, self.D, cfg)
-
-        aug = tr.augment
-        if not isinstance(aug, augment_mod.Identity):
-            if cfg["augment"] != "none":
-                raise ValueError("--arch stylegan2 takes --aug none|diffaug|ada, not --augment")
-            aug = augment_mod.Identity()
-        self.aug = aug
-        self.labels = tr.ds.labels
         self.pl_mean = torch.zeros([], dtype=torch.float64)
         self.last: dict[str, float] = {}
         self.noise_shapes = [s[2:] for s in self.G.synthesis.noise_shapes()]
 
     # -- state ----------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"pl_mean": self.pl_mean.clone(), "scaler_G": self.scaler_G.state_dict(),
-                "scaler_D": self.scaler_D.state_dict()}
+    def extra_state(self) -> dict:
+        return {**super().extra_state(),
+                "stepper": {"pl_mean": self.pl_mean.clone(), "scaler_G": self.scaler_G.state_dict(),
+                            "scaler_D": self.scaler_D.state_dict()}}
 
-    def load_state_dict(self, s: dict) -> None:
-        self.pl_mean = s["pl_mean"].clone().to(torch.float64)
-        if s.get("scaler_G"):
-            self.scaler_G.load_state_dict(s["scaler_G"])
-        if s.get("scaler_D"):
-            self.scaler_D.load_state_dict(s["scaler_D"])
+    def load_extra_state(self, s: dict) -> None:
+        super().load_extra_state(s)
+        st = s.get("stepper") or {}
+        if "pl_mean" in st:
+            self.pl_mean = st["pl_mean"].clone().to(torch.float64)
+        if st.get("scaler_G"):
+            self.scaler_G.load_state_dict(st["scaler_G"])
+        if st.get("scaler_D"):
+            self.scaler_D.load_state_dict(st["scaler_D"])
 
     # -- helpers --------------------------------------------------------------------------------
     def autocast(self, regulariser: bool = False):
@@ -163,24 +197,24 @@ class StyleGAN2Step:
         # spread over 4 or 16 steps. bf16 has float32's range and runs them as it runs the rest.
         if self.amp_dtype is None or (regulariser and self.amp_dtype == torch.float16):
             return contextlib.nullcontext()
-        return torch.autocast(self.dev.type, dtype=self.amp_dtype)
+        return torch.autocast(self.tr.device.type, dtype=self.amp_dtype)
 
     def chunks(self, total: int):
         """(rows, round index) of this rank's micro-batches of a phase over `total` global images:
         chunk k = rank * rounds + round, so one process with R rounds sees the chunks R ranks would."""
-        cs = total // (self.dist.world * self.rounds)
+        cs = total // (self.tr.dist.world * self.rounds)
         for r in range(self.rounds):
-            k = self.dist.rank * self.rounds + r
+            k = self.tr.dist.rank * self.rounds + r
             yield slice(k * cs, (k + 1) * cs)
 
     def draw_inputs(self, seed: int, n: int) -> _Inputs:
         g = torch.Generator().manual_seed(seed)
-        cfg = self.cfg
+        cfg = self.tr.cfg
         z = torch.randn(n, cfg["z_dim"], generator=g)
         c = None
         if cfg["c_dim"]:
             # labels as often as the data has them
-            c = self.labels[torch.randint(0, len(self.labels), (n,), generator=g)]
+            c = self.ds.labels[torch.randint(0, len(self.ds.labels), (n,), generator=g)]
         z2 = torch.randn(n, cfg["z_dim"], generator=g)
         num_ws = self.G.num_ws
         mix = torch.rand(n, generator=g) < cfg["style_mixing"]
@@ -189,10 +223,10 @@ class StyleGAN2Step:
         return _Inputs(z, c, z2, cutoff, noise)
 
     def onehot(self, y):
-        return F.one_hot(y, self.cfg["c_dim"]).float().to(self.dev) if y is not None else None
+        return F.one_hot(y, self.tr.cfg["c_dim"]).float().to(self.tr.device) if y is not None else None
 
     def run_G(self, inp: _Inputs, rows: slice, need_ws_mean: bool = False):
-        dev, G = self.dev, self.G
+        dev, G = self.tr.device, self.G
         z, c = inp.z[rows].to(dev), self.onehot(inp.c[rows] if inp.c is not None else None)
         ws = G.mapping(z, c)
         w_sum = ws[:, 0].detach().float().sum(0) if need_ws_mean else None
@@ -206,7 +240,7 @@ class StyleGAN2Step:
 
     def run_D(self, img, c, aug_seed: int, rows: slice, total: int):
         # the same seed for every micro-batch: each one re-draws the global parameters and keeps its rows
-        img = self.aug(img, gen=torch.Generator().manual_seed(aug_seed), total=total, offset=rows.start)
+        img = self.augment(img, gen=torch.Generator().manual_seed(aug_seed), total=total, offset=rows.start)
         if self.channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
         return self.D(img, c)
@@ -215,25 +249,30 @@ class StyleGAN2Step:
         scaler.scale(loss).backward()
 
     def opt_step(self, module, opt, scaler):
-        self.dist.sync_grads(module.parameters(), nan_to_num=not scaler.is_enabled())
+        self.tr.dist.sync_grads(module.parameters(), nan_to_num=not scaler.is_enabled())
         scaler.step(opt)
         scaler.update()
 
-    # -- one step -------------------------------------------------------------------------------
-    def __call__(self) -> dict:
-        tr, cfg, dev, B = self.tr, self.cfg, self.dev, self.B
-        step = tr.step
-        seeds = torch.randint(0, 2 ** 62, (9,), generator=tr.noise).tolist()
-        idx = tr.order.next()
-        flips = torch.rand(B, generator=torch.Generator().manual_seed(seeds[0])) < 0.5
-        stats = torch.zeros(10, dtype=torch.float64)  # sums, reduced over ranks at the end
+    # -- one step: NVlabs' four phases ------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        cfg = self.tr.cfg
+        return [Phase("Gmain", self.g_main),
+                Phase("Greg", self.g_reg, cfg["pl_interval"] if cfg["pl_weight"] > 0 else 0),
+                Phase("Dmain", self.d_main),
+                Phase("Dreg", self.d_reg, cfg["r1_interval"] if cfg["r1_gamma"] > 0 else 0)]
 
-        do_pl = cfg["pl_weight"] > 0 and step % cfg["pl_interval"] == 0
-        do_r1 = cfg["r1_gamma"] > 0 and step % cfg["r1_interval"] == 0
+    def begin_step(self) -> dict:
+        seeds = torch.randint(0, 2 ** 62, (9,), generator=self.noise).tolist()
+        idx = self.order.next()
+        flips = torch.rand(self.B, generator=torch.Generator().manual_seed(seeds[0])) < 0.5
+        # sums, reduced over ranks at the end
+        return {"seeds": seeds, "idx": idx, "flips": flips, "stats": torch.zeros(10, dtype=torch.float64)}
 
-        # G main: non-saturating logistic loss
+    def g_main(self, ctx: dict) -> None:
+        """Non-saturating logistic loss. When the path-length phase is due too, both add into one Adam step."""
+        B, seeds, stats = self.B, ctx["seeds"], ctx["stats"]
         inp = self.draw_inputs(seeds[1], B)
-        tr.opt_G.zero_grad(set_to_none=True)
+        self.opt_G.zero_grad(set_to_none=True)
         self.D.requires_grad_(False)
         for rows in self.chunks(B):
             with self.autocast():
@@ -242,47 +281,50 @@ class StyleGAN2Step:
             loss = F.softplus(-logits).sum()
             self.backward(loss / B, self.scaler_G)
             stats[0] += loss.item()
-        if not do_pl:
-            self.opt_step(self.G, tr.opt_G, self.scaler_G)
+        if "Greg" not in ctx["due"]:
+            self.opt_step(self.G, self.opt_G, self.scaler_G)
 
-        # G path length, lazily: E|J_w^T y| kept near its running mean (Karras et al. 2020, sec. 3.2)
-        if do_pl:
-            Bp = B // 2
-            inp = self.draw_inputs(seeds[3], Bp)
-            pl_g = torch.Generator().manual_seed(seeds[4])
-            res, ch = cfg["resolution"], cfg["channels"]
-            pl_noise = torch.randn(Bp, ch, res, res, generator=pl_g) / res
-            pl_sum = torch.zeros([], dtype=torch.float64)
-            gain = cfg["pl_weight"] * cfg["pl_interval"]
-            for rows in self.chunks(Bp):
-                with self.autocast(regulariser=True):
-                    img, ws, _, _ = self.run_G(inp, rows)
-                    s = (img.float() * pl_noise[rows].to(dev)).sum()
-                (grads,) = torch.autograd.grad(s, ws, create_graph=True)
-                lengths = grads.float().square().sum(2).mean(1).sqrt()
-                penalty = (lengths - self.pl_mean.to(dev, torch.float32)).square()
-                # img * 0 keeps every synthesis parameter in the graph (gradient 0, not None)
-                self.backward((penalty.sum() * gain + img[:, 0, 0, 0].float().sum() * 0) / Bp, self.scaler_G)
-                pl_sum += lengths.detach().double().sum().cpu()
-                stats[6] += penalty.detach().double().sum().cpu()
-            self.opt_step(self.G, tr.opt_G, self.scaler_G)
-            tot = self.dist.all_reduce_sum(pl_sum.reshape(1))[0]
-            if torch.isfinite(tot):  # an fp16 overflow (the GradScaler skips that step) must not stick
-                self.pl_mean = self.pl_mean.lerp(tot / Bp, 0.01)
+    def g_reg(self, ctx: dict) -> None:
+        """Path length, lazily: E|J_w^T y| kept near its running mean (Karras et al. 2020, sec. 3.2)."""
+        cfg, dev, seeds, stats = self.tr.cfg, self.tr.device, ctx["seeds"], ctx["stats"]
+        Bp = self.B // 2
+        inp = self.draw_inputs(seeds[3], Bp)
+        pl_g = torch.Generator().manual_seed(seeds[4])
+        res, ch = cfg["resolution"], cfg["channels"]
+        pl_noise = torch.randn(Bp, ch, res, res, generator=pl_g) / res
+        pl_sum = torch.zeros([], dtype=torch.float64)
+        gain = cfg["pl_weight"] * cfg["pl_interval"]
+        for rows in self.chunks(Bp):
+            with self.autocast(regulariser=True):
+                img, ws, _, _ = self.run_G(inp, rows)
+                s = (img.float() * pl_noise[rows].to(dev)).sum()
+            (grads,) = torch.autograd.grad(s, ws, create_graph=True)
+            lengths = grads.float().square().sum(2).mean(1).sqrt()
+            penalty = (lengths - self.pl_mean.to(dev, torch.float32)).square()
+            # img * 0 keeps every synthesis parameter in the graph (gradient 0, not None)
+            self.backward((penalty.sum() * gain + img[:, 0, 0, 0].float().sum() * 0) / Bp, self.scaler_G)
+            pl_sum += lengths.detach().double().sum().cpu()
+            stats[6] += penalty.detach().double().sum().cpu()
+        self.opt_step(self.G, self.opt_G, self.scaler_G)
+        tot = self.tr.dist.all_reduce_sum(pl_sum.reshape(1))[0]
+        if torch.isfinite(tot):  # an fp16 overflow (the GradScaler skips that step) must not stick
+            self.pl_mean = self.pl_mean.lerp(tot / Bp, 0.01)
+
+    def d_main(self, ctx: dict) -> None:
+        """Logistic loss on fakes and (mirrored, augmented) reals."""
+        cfg, dev, B, seeds, stats = self.tr.cfg, self.tr.device, self.B, ctx["seeds"], ctx["stats"]
         self.D.requires_grad_(True)
-
-        # D main: logistic loss on fakes and (mirrored, augmented) reals
         inp = self.draw_inputs(seeds[5], B)
-        tr.opt_D.zero_grad(set_to_none=True)
+        self.opt_D.zero_grad(set_to_none=True)
         w_sum = torch.zeros(cfg["w_dim"], dtype=torch.float64)
         reals = []
         for rows in self.chunks(B):
             with torch.no_grad(), self.autocast():
                 fake, _, ws_sum, c_fake = self.run_G(inp, rows, need_ws_mean=True)
             w_sum += ws_sum.double().cpu()
-            x, y = tr.ds.batch(idx[rows])
+            x, y = self.ds.batch(ctx["idx"][rows])
             if cfg.get("mirror"):
-                x = torch.where(flips[rows, None, None, None], x.flip(3), x)
+                x = torch.where(ctx["flips"][rows, None, None, None], x.flip(3), x)
             x = x.to(dev)
             c_real = self.onehot(y)
             reals.append((x, c_real, rows))
@@ -291,33 +333,37 @@ class StyleGAN2Step:
                 real_logits = self.run_D(x, c_real, seeds[7], rows, B).float()
             loss_fake, loss_real = F.softplus(fake_logits).sum(), F.softplus(-real_logits).sum()
             self.backward((loss_fake + loss_real) / B, self.scaler_D)
-            if hasattr(self.aug, "observe"):
-                self.aug.observe(real_logits)
+            if hasattr(self.augment, "observe"):
+                self.augment.observe(real_logits)
             stats[1] += (loss_fake + loss_real).item()
             stats[2] += real_logits.detach().double().sum().cpu()
             stats[3] += fake_logits.detach().double().sum().cpu()
-        self.opt_step(self.D, tr.opt_D, self.scaler_D)
+        self.opt_step(self.D, self.opt_D, self.scaler_D)
+        ctx.update(w_sum=w_sum, reals=reals)
 
-        # D R1, lazily: gradient penalty on reals, weighted by the interval it stands for
-        if do_r1:
-            tr.opt_D.zero_grad(set_to_none=True)
-            gain = cfg["r1_gamma"] / 2 * cfg["r1_interval"]
-            for x, c_real, rows in reals:
-                x = x.detach().requires_grad_(True)
-                with self.autocast(regulariser=True):
-                    logits = self.run_D(x, c_real, seeds[8], rows, B).float()
-                (g,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-                penalty = g.float().square().sum(dim=[1, 2, 3])
-                self.backward((penalty.sum() * gain + logits.sum() * 0) / B, self.scaler_D)
-                stats[5] += penalty.detach().double().sum().cpu()
-            self.opt_step(self.D, tr.opt_D, self.scaler_D)
+    def d_reg(self, ctx: dict) -> None:
+        """R1, lazily: gradient penalty on reals, weighted by the interval it stands for."""
+        cfg, B, stats = self.tr.cfg, self.B, ctx["stats"]
+        self.opt_D.zero_grad(set_to_none=True)
+        gain = cfg["r1_gamma"] / 2 * cfg["r1_interval"]
+        for x, c_real, rows in ctx["reals"]:
+            x = x.detach().requires_grad_(True)
+            with self.autocast(regulariser=True):
+                logits = self.run_D(x, c_real, ctx["seeds"][8], rows, B).float()
+            (g,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            penalty = g.float().square().sum(dim=[1, 2, 3])
+            self.backward((penalty.sum() * gain + logits.sum() * 0) / B, self.scaler_D)
+            stats[5] += penalty.detach().double().sum().cpu()
+        self.opt_step(self.D, self.opt_D, self.scaler_D)
 
-        # w_avg: a running mean of the global batch's w, then the EMA generator (NVlabs' ramp-up)
-        w_sum = self.dist.all_reduce_sum(w_sum)
+    def end_step(self, ctx: dict) -> dict:
+        """w_avg: a running mean of the global batch's w; then the EMA generator (NVlabs' ramp-up)."""
+        cfg, B, dist = self.tr.cfg, self.B, self.tr.dist
+        w_sum = dist.all_reduce_sum(ctx["w_sum"])
         m = self.G.mapping
         with torch.no_grad():
             m.w_avg.copy_((w_sum / B).to(m.w_avg).lerp(m.w_avg, m.w_avg_beta))
-            cur_nimg = step * B
+            cur_nimg = self.tr.step * B
             ema_nimg = cfg["ema_kimg"] * 1000
             if cfg["ema_rampup"]:
                 ema_nimg = min(ema_nimg, cur_nimg * cfg["ema_rampup"])
@@ -326,67 +372,20 @@ class StyleGAN2Step:
                 pe.copy_(p.detach().lerp(pe, beta))
             for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
                 be.copy_(b)
-        if hasattr(self.aug, "step"):
-            self.aug.step()
+        if hasattr(self.augment, "step"):
+            self.augment.step()
 
-        stats = self.dist.all_reduce_sum(stats)
+        stats = dist.all_reduce_sum(ctx["stats"])
         out = {"loss_d": float(stats[1] / B), "loss_g": float(stats[0] / B),
-               "d_real": float(stats[2] / B), "d_fake": float(stats[3] / B), "aug_p": float(self.aug.p)}
+               "d_real": float(stats[2] / B), "d_fake": float(stats[3] / B), "aug_p": float(self.augment.p)}
         # the lazy penalties are measured every few steps; each row carries the latest, so a log
         # written every N steps still has them
-        if do_r1:
+        if "Dreg" in ctx["due"]:
             self.last["r1"] = float(stats[5] / B)
-        if do_pl:
+        if "Greg" in ctx["due"]:
             self.last["pl"] = float(stats[6] / (B // 2))
             self.last["pl_mean"] = float(self.pl_mean)
         out.update(self.last)
-        if getattr(self.aug, "rt", None) is not None:
-            out["ada_rt"] = float(self.aug.rt)
+        if getattr(self.augment, "rt", None) is not None:
+            out["ada_rt"] = float(self.augment.rt)
         return out
-
-
-@dataclass
-class StyleGAN2Recipe(Recipe):
-    make_step: object = None
-    shape_keys: tuple = ()
-    record_keys: tuple = ()
-
-
-RECIPES["stylegan2"] = StyleGAN2Recipe(
-    "stylegan2", _make_G, _make_D, _meta,
-    defaults=dict(z_dim=512, w_dim=512, map_layers=8, cbase=32768, cmax=512, mbstd_group=4,
-                  lr=0.0025, betas=(0.0, 0.99), loss="logistic", augment="none", ema_beta=None,
-                  r1_gamma=None, r1_interval=16, pl_weight=0.0, pl_interval=4, style_mixing=0.9,
-                  ema_kimg=None, ema_rampup=0.05,
-                  # NHWC: 1.2x (64 px) to 1.6x (256 px) the steps per second on CPU in fp32, 1.3x in bf16
-                  # (bench/results/train_cpu-20261122-172818.json); NVlabs use it for their fp16 layers
-                  channels_last=True),
-    check_resolution=_check_resolution,
-    make_step=StyleGAN2Step,
-    shape_keys=("w_dim", "map_layers", "cbase", "cmax", "mbstd_group"),
-    record_keys=("w_dim", "map_layers", "cbase", "cmax", "r1_gamma", "r1_interval", "pl_weight", "pl_interval",
-                 "style_mixing", "ema_kimg", "ema_rampup", "aug", "ada_target", "mirror", "precision"))
-
-
-def add_arguments(p) -> None:
-    """Options only --arch stylegan2 reads (kept in TrainConfig.extra)."""
-    g = p.add_argument_group("stylegan2")
-    g.add_argument("--w-dim", type=positive_int, help="intermediate latent size (default 512)")
-    g.add_argument("--map-layers", type=positive_int, help="mapping network depth (default 8)")
-    g.add_argument("--cbase", type=positive_int,
-                   help="channel base: width at resolution r is min(cbase/r, cmax) (default 32768)")
-    g.add_argument("--cmax", type=positive_int, help="maximum width (default 512)")
-    g.add_argument("--r1-gamma", type=nonneg_float, help="R1 weight (default NVlabs' 0.0002 * res^2 / batch)")
-    g.add_argument("--r1-interval", type=positive_int, help="steps between R1 steps (default 16)")
-    g.add_argument("--pl-weight", type=nonneg_float,
-                   help="path-length regularisation weight (default 0: off; the paper uses 2)")
-    g.add_argument("--pl-interval", type=positive_int, help="steps between path-length steps (default 4)")
-    g.add_argument("--style-mixing", type=probability, help="style-mixing probability (default 0.9)")
-    g.add_argument("--ema-kimg", type=nonneg_float, help="EMA half-life in kimg (default batch * 10 / 32)")
-    g.add_argument("--ema-rampup", type=nonneg_float, help="EMA ramp-up ratio (default 0.05; 0: none)")
-
-
-def extra_from_args(a) -> dict:
-    keys = ("w_dim", "map_layers", "cbase", "cmax", "r1_gamma", "r1_interval", "pl_weight", "pl_interval",
-            "style_mixing", "ema_kimg", "ema_rampup")
-    return {k: getattr(a, k) for k in keys if getattr(a, k, None) is not None}

@@ -1,0 +1,264 @@
+"""DCGAN training (`--arch dcgan`): the discriminator, the recipe and its step.
+
+The generator is gan_models.archs.dcgan.Generator. The pairing: a plain conditional DCGAN on Fashion-MNIST collapses to one prototype per class,
+because a concat-conditioned discriminator lets G satisfy each class with a single convincing image.
+Three things counter that here:
+- spectral normalisation (Miyato et al. 2018) on every D layer keeps D Lipschitz, so its gradients
+  stay informative instead of saturating on a few modes;
+- a projection head (Miyato & Koyama 2018): the class enters as <embed(y), phi(x)>, which scores
+  how well the *features* match the class rather than memorising a class template;
+- minibatch standard deviation (Karras et al. 2018): D sees how varied a group of images is, so a
+  batch of near-copies is easy to reject.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ..archs import dcgan
+from . import distributed
+from .generators import GeneratorRecipe, one_hot
+from .loop import Phase, register
+from .losses import AUGMENTS as AUGMENT_CHOICES, d_loss, g_loss
+from ..cli import nonneg_float, unit_interval
+from .loop import linear_decay
+
+
+def sn(m: nn.Module) -> nn.Module:
+    return spectral_norm(m)
+
+
+class MinibatchStd(nn.Module):
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        g = min(self.group, n)
+        while n % g:  # a last, smaller batch: fall back to a group size that divides it
+            g -= 1
+        y = x.reshape(g, -1, c, h, w)
+        y = (y.var(0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [n/g]
+        y = y.repeat(g).reshape(n, 1, 1, 1).expand(n, 1, h, w)
+        return torch.cat([x, y], 1)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """SN-CNN: stride-2 convs halve the image down to the 4..7 px base (widths doubling from ndf),
+    minibatch-stddev, one 3x3 conv, global sum pooling, then linear + projection of the label."""
+
+    def __init__(self, resolution: int, img_channels: int, c_dim: int = 0, ndf: int = 32,
+                 max_ch: int = 256, mbstd_group: int = 4):
+        super().__init__()
+        act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
+        layers: list[nn.Module] = [sn(nn.Conv2d(img_channels, ndf, 3, 1, 1)), act()]
+        ch, res = ndf, resolution
+        while res > 7:
+            if res % 2:
+                raise ValueError(f"discriminator: resolution {resolution} does not halve down to 4..7 px")
+            nxt = min(ch * 2, max_ch)
+            layers += [sn(nn.Conv2d(ch, nxt, 4, 2, 1)), act()]
+            ch, res = nxt, res // 2
+        self.features = nn.Sequential(*layers)
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else None
+        self.head = nn.Sequential(sn(nn.Conv2d(ch + (1 if mbstd_group else 0), ch, 3, 1, 1)), act())
+        self.out = sn(nn.Linear(ch, 1))
+        self.c_dim = c_dim
+        self.embed = sn(nn.Embedding(c_dim, ch)) if c_dim else None
+
+    def forward(self, x, y=None):
+        h = self.features(x)
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        h = self.head(h).sum(dim=(2, 3))
+        out = self.out(h).squeeze(1)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this discriminator is class-conditional: pass integer labels y")
+            out = out + (self.embed(y) * h).sum(1)
+        return out
+
+
+def init_dcgan_weights(m: nn.Module) -> None:
+    # Radford et al.: N(0, 0.02) conv weights, N(1, 0.02) BN scales
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5, reduce=None) -> torch.Tensor:
+    """Mode-seeking regularisation (Mao et al., CVPR 2019): pairs (first half, second half of the
+    batch, same labels) whose images are close while their z's are far are penalised, which fights
+    a conditional generator's collapse to a few prototypes per class. 1 / (ratio + eps) as in MSGAN.
+    `reduce` (a gradient-carrying sum over ranks) makes both means those of the global batch."""
+    h = z.shape[0] // 2
+    dfake, dz = (fake[:h] - fake[h:2 * h]).abs(), (z[:h] - z[h:2 * h]).abs()
+    sums = torch.stack([dfake.sum(), dz.sum().to(dfake.dtype),
+                        torch.tensor(float(dfake.numel()), dtype=dfake.dtype, device=dfake.device),
+                        torch.tensor(float(dz.numel()), dtype=dfake.dtype, device=dfake.device)])
+    if reduce is not None:
+        sums = reduce(sums)
+    ratio = (sums[0] / sums[2]) / (sums[1] / sums[3])
+    return 1.0 / (ratio + eps)
+
+
+@torch.no_grad()
+def ema_update(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
+    for pe, p in zip(G_ema.parameters(), G.parameters()):
+        pe.lerp_(p, 1.0 - beta)
+    # BatchNorm running statistics are not averaged weights: copy them (they are re-estimated for
+    # the averaged weights at export, see recalibrate_bn)
+    for be, b in zip(G_ema.buffers(), G.buffers()):
+        be.copy_(b)
+
+
+
+@register
+class DCGAN(GeneratorRecipe):
+    """Radford et al.'s generator against the projection discriminator above; hinge loss, EMA of G,
+    translation augmentation, each step one D update then one G update."""
+    name = "dcgan"
+    defaults = dict(z_dim=100, ngf=64, ndf=32, mbstd_group=4, lr=2e-4, betas=(0.5, 0.999), ema_beta=0.999,
+                    loss="hinge", augment="translation",
+                    channels_last=False)  # about 1.0x on CPU (bench_train.py): not worth it
+
+    @staticmethod
+    def add_options(g) -> None:
+        g.add_argument("--loss", choices=("hinge", "logistic"), help="(default hinge)")
+        g.add_argument("--augment", choices=sorted(AUGMENT_CHOICES),
+                       help="differentiable augmentation (default translation); --aug replaces it")
+        g.add_argument("--mode-seeking", type=nonneg_float, metavar="W",
+                       help="mode-seeking regularisation weight (Mao et al. 2019) against per-class "
+                            "collapse; 0 = off (default)")
+        g.add_argument("--ema-beta", type=unit_interval, help="EMA decay of the exported generator (default 0.999)")
+
+    @staticmethod
+    def check_resolution(r: int) -> None:
+        dcgan.first_kernel(r)  # 28 or a power of two >= 8: what both networks halve down to 4..7 px
+
+    @classmethod
+    def check(cls, cfg: dict) -> None:
+        super().check(cfg)
+        if cfg["precision"] not in ("fp32", "bf16"):
+            raise ValueError(f"--arch dcgan supports --precision fp32 or bf16, not {cfg['precision']!r}")
+
+    def make_G(self, cfg: dict) -> nn.Module:
+        layout = dcgan.make_layout(cfg["z_dim"], cfg["c_dim"], cfg["resolution"], cfg["channels"],
+                                   ngf=cfg["ngf"], bias=False)
+        G = dcgan.Generator(layout, cfg["c_dim"])
+        G.apply(init_dcgan_weights)
+        return G
+
+    def make_D(self, cfg: dict) -> nn.Module:
+        return ProjectionDiscriminator(cfg["resolution"], cfg["channels"], cfg["c_dim"], ndf=cfg["ndf"],
+                                       mbstd_group=cfg["mbstd_group"])
+
+    def export_meta_arch(self, G: nn.Module, cfg: dict) -> dict:
+        return {"arch": "dcgan", "kind": "generator", "z_dim": G.z_dim, "c_dim": G.c_dim,
+                "img_resolution": G.img_resolution, "img_channels": G.img_channels}
+
+    def build(self) -> None:
+        super().build()
+        tr = self.tr
+        if tr.tc.batch % tr.dist.world:
+            raise ValueError(f"--batch {tr.tc.batch} does not split over {tr.dist.world} processes")
+        # the generator's BatchNorm normalises over the global batch, as in one process
+        distributed.cross_rank_batchnorm(self.G, tr.dist)
+        if tr.cfg["channels_last"]:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+
+    # -- one step: D main, then G main ------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        return [Phase("Dmain", self.d_main), Phase("Gmain", self.g_main)]
+
+    def begin_step(self) -> dict:
+        tr = self.tr
+        start = tr.tc.lr_decay_from
+        if start is not None:
+            # From each group's initial_lr (kept in the optimizer state, so a snapshot written before
+            # the decay began, or by a run without one, resumes onto the schedule this run asks for).
+            f = linear_decay(tr.step, start, tr.tc.steps)
+            for opt in (self.opt_G, self.opt_D):
+                for group in opt.param_groups:
+                    group["lr"] = group.setdefault("initial_lr", group["lr"]) * f
+        # every rank draws the whole batch's data and noise and keeps its rows (distributed.py), so
+        # the run is the same on any number of ranks; losses are scaled to the global mean
+        return {"B": tr.tc.batch, "mine": tr.dist.shard(), "share": 1.0 / tr.dist.world}
+
+    def autocast(self):
+        return (torch.autocast(self.tr.device.type, dtype=torch.bfloat16) if self.tr.cfg["precision"] == "bf16"
+                else contextlib.nullcontext())
+
+    def d_main(self, ctx: dict) -> None:
+        """Real vs fake, fakes asked for the real batch's labels (so both sides share one class mix)."""
+        tr, cfg, dev = self.tr, self.tr.cfg, self.tr.device
+        B, mine, c_dim = ctx["B"], ctx["mine"], cfg["c_dim"]
+        with self.autocast():
+            x, y = self.ds.batch(self.order.next()[mine])
+            x = x.to(dev)
+            y = y.to(dev) if y is not None else None
+            z = torch.randn(B, cfg["z_dim"], generator=self.noise)[mine].to(dev)
+            with torch.no_grad():
+                fake = self.G(z, one_hot(y, c_dim))
+            real_logits = self.D(self.augment(x, gen=self.noise, total=B, offset=mine), y)
+            fake_logits = self.D(self.augment(fake, gen=self.noise, total=B, offset=mine), y)
+            loss_d = d_loss(cfg["loss"], real_logits, fake_logits)
+            if hasattr(self.augment, "observe"):  # ADA's overfitting heuristic reads D(real)
+                self.augment.observe(real_logits)
+            self.opt_D.zero_grad(set_to_none=True)
+            (loss_d * ctx["share"]).backward()
+        tr.dist.sync_grads(self.D.parameters(), nan_to_num=False)  # no-op in one process
+        self.opt_D.step()
+        ctx.update(loss_d=loss_d, real_logits=real_logits, fake_logits=fake_logits)
+
+    def g_main(self, ctx: dict) -> None:
+        """Fresh z, uniform labels so rare classes get as many G updates as common ones."""
+        tr, cfg, dev = self.tr, self.tr.cfg, self.tr.device
+        B, mine, c_dim, share = ctx["B"], ctx["mine"], cfg["c_dim"], ctx["share"]
+        with self.autocast():
+            z = torch.randn(B, cfg["z_dim"], generator=self.noise)[mine].to(dev)
+            ms = cfg.get("mode_seeking", 0.0)
+            if ms and c_dim:
+                # mode seeking pairs two z's under one label, so each label is drawn once per pair
+                yg = torch.randint(0, c_dim, (B // 2,), generator=self.noise).repeat(2)
+                if B % 2:
+                    yg = torch.cat([yg, yg[:1]])
+                yg = yg[mine].to(dev)
+            else:
+                yg = torch.randint(0, c_dim, (B,), generator=self.noise)[mine].to(dev) if c_dim else None
+            fake = self.G(z, one_hot(yg, c_dim))
+            self.D.requires_grad_(False)
+            loss_g = g_loss(cfg["loss"], self.D(self.augment(fake, gen=self.noise, total=B, offset=mine), yg))
+            total_g = loss_g * share
+            if ms:
+                # the penalty is already a global-batch value on every rank; its gradient is summed back
+                ms_term = ms * mode_seeking_penalty(z, fake, reduce=tr.dist.all_reduce_sum_grad)
+                loss_g = loss_g + ms_term
+                total_g = total_g + ms_term * share
+            self.opt_G.zero_grad(set_to_none=True)
+            total_g.backward()
+        tr.dist.sync_grads(self.G.parameters(), nan_to_num=False)  # no-op in one process
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+        ctx["loss_g"] = loss_g
+
+    def end_step(self, ctx: dict) -> dict:
+        tr = self.tr
+        # EMA warm-up: early weights move fast, a fixed 0.999 would average in the random init
+        beta = min(tr.cfg["ema_beta"], (1 + tr.step) / (10 + tr.step))
+        ema_update(self.G_ema, self.G, beta)
+        if hasattr(self.augment, "step"):
+            self.augment.step()
+        stats = torch.stack([ctx["loss_d"].detach(), ctx["loss_g"].detach(), ctx["real_logits"].detach().mean(),
+                             ctx["fake_logits"].detach().mean()]).double().cpu()
+        stats = tr.dist.all_reduce_sum(stats) / tr.dist.world  # equal shards: the mean of rank means
+        return dict(zip(("loss_d", "loss_g", "d_real", "d_fake"), stats.tolist()))
