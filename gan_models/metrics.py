@@ -338,11 +338,13 @@ def _source_files(path: Path, split: str) -> list[Path]:
 
 
 def real_cache_key(path: Path, files: list[Path], net: FeatureNet, resolution: int, channels: int,
-                   split: str, num_real: int | None, seed: int) -> str:
+                   split: str, num_real: int | None, seed: int, fit: str = "resize") -> str:
     from . import data
     desc = {"v": _CACHE_VERSION, "path": str(path.resolve()), "net": net.hash, "count": len(files),
             "resolution": resolution, "channels": channels, "split": split, "num_real": num_real,
             "seed": seed, "resize": RESIZE}
+    if fit != "resize":  # keyed only when it differs, so the caches made before `fit` stay valid
+        desc["fit"] = fit
     return data.fingerprint(path, files, desc)
 
 
@@ -374,7 +376,7 @@ def _save_cache(path: Path, rf: RealFeatures) -> None:
 def real_features(source, net: FeatureNet | None = None, *, resolution: int | None = None, channels: int = 3,
                   split: str = "train", num_real: int | None = None, seed: int = 0,
                   cache_dir: str | os.PathLike | None = None, use_cache: bool = True, batch: int = 64,
-                  progress: bool = False) -> RealFeatures:
+                  progress: bool = False, fit: str = "resize") -> RealFeatures:
     """Features of the real set. `source`: a folder of images (recursive; class labels from first-level
     subfolders) or of (Fashion-)MNIST IDX files (`split` picks train or t10k), read by the train
     package's reader at `resolution` (None: native size, IDX only) and `channels`; or a uint8/[-1, 1]
@@ -402,8 +404,9 @@ def real_features(source, net: FeatureNet | None = None, *, resolution: int | No
         raise MetricsError("a folder of images needs a resolution to bring them to one size")
     # the split means nothing to an image folder, nor the seed without a subset: canonical values
     # for both let runs that differ only there share one cache entry
+    fit = fit if is_idx else "resize"  # IDX images are 28 px; an image folder is always resized
     key = real_cache_key(path, files, net, resolution or 0, channels, split if is_idx else "train", num_real,
-                         seed if num_real is not None else 0)
+                         seed if num_real is not None else 0, fit)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = cache / f"{key}.npz"
     if use_cache and cache_file.is_file():
@@ -415,7 +418,7 @@ def real_features(source, net: FeatureNet | None = None, *, resolution: int | No
     try:
         if is_idx:
             probe = data.read_idx(next(p for p in files if "images" in p.name))
-            ds = data.load_idx(path, resolution or probe.shape[-1], channels, split=split)
+            ds = data.load_idx(path, resolution or probe.shape[-1], channels, split=split, fit=fit)
         else:
             ds = data.load_folder(path, resolution, channels)
     except data.DataError as e:
@@ -502,18 +505,26 @@ def generated_features(G, num_gen: int, net: FeatureNet, batch: int = 64, device
     return out
 
 
+def trained_fit(G) -> str:
+    """How the training data met the model's resolution ("pad" or "resize"), from its checkpoint."""
+    source = (getattr(G, "meta", None) or {}).get("source") or {}
+    return source.get("fit") or "resize"
+
+
 def compute_fid_kid(G, real_source, num_gen: int = 10000, batch: int = 64, device="cpu", *,
                     net: FeatureNet | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
                     class_index: int | None = None, class_dist: str = "uniform", seed: int = 0,
                     truncation_psi: float = 1.0, noise_mode: str = "const", split: str = "train",
                     num_real: int | None = None, cache_dir=None, use_cache: bool = True,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, fit: str | None = None) -> dict:
     """FID and KID between `num_gen` samples of generator G and `real_source` (a path, a train
     `Dataset`, an image tensor, or precomputed `RealFeatures`).
 
     Class-conditional G: classes are drawn uniformly (`class_dist='uniform'`) or with the real set's
     label frequencies (`'real'`); `class_index` fixes one class and, when the real set has labels,
-    compares against that class's real images only."""
+    compares against that class's real images only. `fit`: how IDX reals meet G's resolution, resize or
+    pad; None reads it from the checkpoint (train.py records `fit` when it padded its data), so a model
+    trained on 28 px images padded to 32 is compared with reals padded the same way."""
     if getattr(G, "kind", "generator") != "generator":
         raise MetricsError(f"FID/KID are measured on generators; this checkpoint is a {G.kind}")
     if num_gen < 2:
@@ -535,7 +546,7 @@ def compute_fid_kid(G, real_source, num_gen: int = 10000, batch: int = 64, devic
         ch = 1 if int(G.img_channels) == 1 else 3
         real = real_features(real_source, net, resolution=int(G.img_resolution), channels=ch, split=split,
                              num_real=num_real, seed=seed, cache_dir=cache_dir, use_cache=use_cache,
-                             batch=batch, progress=progress)
+                             batch=batch, progress=progress, fit=fit or trained_fit(G))
 
     real_feats, real_note = real.features, "all"
     probs = None
@@ -592,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="real images: a folder (recursive) or a folder of IDX files")
     p.add_argument("--split", choices=["train", "test"], default="train",
                    help="which IDX files to read (train-* or t10k-*); ignored for image folders")
+    p.add_argument("--fit", choices=["resize", "pad"], default=None,
+                   help="IDX data: bring the reals to the generator's size by resizing or by padding with black "
+                        "(default: as the checkpoint was trained, which train.py records)")
     p.add_argument("--num-gen", type=int, default=10000, help="generated samples (default 10000)")
     p.add_argument("--num-real", type=int, default=None, help="a seeded random subset of the real set (default all)")
     p.add_argument("--batch", type=int, default=64)
@@ -633,7 +647,8 @@ def main(argv=None) -> int:
                               class_index=None if cls is None else int(cls), class_dist=args.class_dist,
                               seed=args.seed,
                               truncation_psi=args.truncation_psi, split=args.split, num_real=args.num_real,
-                              cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet)
+                              cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet,
+                              fit=args.fit)
     except (MetricsError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

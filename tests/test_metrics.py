@@ -388,3 +388,22 @@ def test_cli_end_to_end_with_a_stand_in_network(tmp_path, capsys):
     # a name works like its index: class 'b' is index 1, compared with the 10 real images of class 1
     assert M.main(args[:-4] + ["--class", "b", "--out", str(tmp_path / "r3.json")]) == 0
     assert json.loads((tmp_path / "r3.json").read_text())["num_real"] == 10
+
+
+def test_padded_training_is_compared_with_padded_reals(idx_folder, tmp_path):
+    """A model trained on 12 px images padded to 16 is measured against reals padded the same way
+    (what its checkpoint records), not against reals stretched to 16 px; the two reals differ."""
+    cache = tmp_path / "cache"
+    net = fake_net()
+    pad = M.real_features(idx_folder, net, resolution=16, channels=1, split="test", cache_dir=cache, fit="pad")
+    size = M.real_features(idx_folder, net, resolution=16, channels=1, split="test", cache_dir=cache)
+    assert not pad.info["cache_hit"] and not size.info["cache_hit"]  # two cache entries, not one
+    assert not np.allclose(pad.features, size.features)
+    G = BlobG()
+    G.img_resolution = 16
+    assert M.trained_fit(G) == "resize"
+    G.meta = {"source": {"type": "train", "fit": "pad"}}
+    assert M.trained_fit(G) == "pad"
+    res = M.compute_fid_kid(G, idx_folder, num_gen=8, batch=8, net=net, cache_dir=cache, split="test",
+                            kid_subsets=2, kid_subset_size=4)
+    assert res["real"]["cache_hit"] and res["real"]["cache"] == pad.info["cache"]

@@ -19,13 +19,14 @@ class FIDHook:
     def __init__(self, real_source, out_dir, every_kimg: float = 50.0, num_gen: int = 5000, batch: int = 64,
                  device="cpu", *, split: str = "test", num_real: int | None = None, kid_subsets: int = 50,
                  seed: int = 0, cache_dir=None, net: metrics.FeatureNet | None = None,
-                 best_name: str = "best.safetensors", progress: bool = False):
+                 best_name: str = "best.safetensors", progress: bool = False, fit: str = "resize"):
         if every_kimg <= 0:
             raise ValueError(f"every_kimg must be positive, not {every_kimg}")
         self.real_source, self.out = real_source, Path(out_dir)
         self.every_kimg, self.num_gen, self.batch, self.device = float(every_kimg), num_gen, batch, device
         self.split, self.num_real, self.kid_subsets, self.seed = split, num_real, kid_subsets, seed
         self.cache_dir, self.net, self.best_name, self.progress = cache_dir, net, best_name, progress
+        self.fit = fit  # IDX reals: resized or padded to the model's size, as its training data was
         self.real: metrics.RealFeatures | None = None
         self.next_kimg = self.every_kimg
         self.best_fid = math.inf
@@ -51,7 +52,8 @@ class FIDHook:
             self.real = metrics.real_features(
                 self.real_source, self.net, resolution=int(G.img_resolution),
                 channels=1 if int(G.img_channels) == 1 else 3, split=self.split, num_real=self.num_real,
-                seed=self.seed, cache_dir=self.cache_dir, batch=self.batch, progress=self.progress)
+                seed=self.seed, cache_dir=self.cache_dir, batch=self.batch, progress=self.progress,
+                fit=self.fit)
         was_training = G.training
         G.eval()
         try:

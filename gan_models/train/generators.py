@@ -157,7 +157,7 @@ class GeneratorRecipe(Recipe):
         # the first measurement hours later
         net = tr.fid_net or metrics.FeatureNet(tc.fid_network or None, device=tr.device)
         return FIDHook(real, tr.out, every_kimg=tc.fid_every, num_gen=tc.fid_num_gen, device=tr.device,
-                       split=tc.fid_split, seed=tc.seed, net=net, progress=tc.progress)
+                       split=tc.fid_split, seed=tc.seed, net=net, progress=tc.progress, fit=tc.fit)
 
     # -- state ----------------------------------------------------------------------------------
     def extra_state(self) -> dict:
@@ -224,7 +224,9 @@ class GeneratorRecipe(Recipe):
                            "wall_time_s": tr.wall, "hardware": hardware(),  # unrounded: a short run is not 0.0
                            "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()
                                       if k in ("lr", "lr_decay_from", "betas", "ema_beta", "loss", "augment", "ngf",
-                                               "ndf", "mbstd_group", "z_dim", *self.record_keys)}},
+                                               "ndf", "mbstd_group", "z_dim", *self.record_keys)},
+                           # how 28 px IDX data met the resolution; metrics compare with reals fitted so
+                           **({"fit": tc.fit} if tc.fit != "resize" else {})},
                 "license": tc.license or "unspecified: inherits the training data's license",
                 "description": tc.description or
                 (f"{tc.arch} trained on {Path(self.ds.source).name}"
