@@ -62,6 +62,14 @@ def unit_interval(text: str) -> float:
     return v
 
 
+def probability(text: str) -> float:
+    """A number in [0, 1], ends included (a style-mixing probability of 1 mixes every image)."""
+    v = finite_float(text)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"{v:g} must be in [0, 1]")
+    return v
+
+
 # Debian's packaged datasets and fonts are at the same place on every machine: naming them tells a
 # reader where the data came from. Every other absolute path is the author's own disk.
 _SHARED_PREFIXES = ("/usr/share/",)

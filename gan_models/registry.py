@@ -2,10 +2,13 @@
 state dict from key names and tensor shapes, and how to build itself from one.
 
 An architecture module calls `register(Architecture(...))` at import time; `gan_models.archs`
-imports every architecture module, so importing `gan_models` fills the registry.
+imports every module it holds, so importing `gan_models` fills the registry, and adding a family is
+adding its file.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -34,6 +37,15 @@ class Architecture:
 
 
 _ARCHS: dict[str, Architecture] = {}
+
+
+def import_families(package: str, path) -> list[str]:
+    """Import every module of a package whose modules register themselves on import (archs/, train/),
+    in name order; names starting with "_" (__main__) are left out. Returns the names imported."""
+    names = sorted(m.name for m in pkgutil.iter_modules(path) if not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
 
 
 def register(arch: Architecture) -> Architecture:

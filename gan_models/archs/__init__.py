@@ -1,6 +1,4 @@
-"""One module per architecture family; importing them registers them."""
-from . import dcgan  # noqa: F401
-from . import stylegan2  # noqa: F401
-from . import translators  # noqa: F401
-from . import stylegan3  # noqa: F401
-from . import biggan  # noqa: F401
+"""One module per architecture family; importing them registers them (a new family is a new file here)."""
+from ..registry import import_families
+
+import_families(__name__, __path__)

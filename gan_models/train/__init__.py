@@ -1,4 +1,6 @@
 """Training for the generators of gan_models: `python -m gan_models.train --help`."""
+from ..registry import import_families
 from .loop import RECIPES, TrainConfig, Trainer  # noqa: F401
-# each family registers its recipe in loop.RECIPES
-from . import cyclegan, dcgan, stylegan2  # noqa: F401,E402
+
+# every module here is imported: a family's module registers its recipe in loop.RECIPES
+import_families(__name__, __path__)

@@ -5,13 +5,13 @@ import argparse
 import dataclasses
 import math
 import sys
+from typing import Callable
 
 from .. import devices
-from ..cli import nonneg_float, nonneg_int, positive_float, positive_int, unit_interval
+from ..cli import nonneg_float, nonneg_int, positive_float, positive_int, probability, unit_interval
 from ..data import FITS
 from . import augment, distributed, snapshot
 from .loop import RECIPES, TrainConfig, Trainer, command_line
-from .options import probability, run_main
 
 
 def parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
@@ -177,6 +177,26 @@ def check(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     if a.fid_every and a.fid_num_gen < 2:
         p.error(f"--fid-num-gen must be at least 2 (FID needs a covariance), not {a.fid_num_gen}")
     return steps
+
+
+# what a run can meet that its message explains: bad data or options, a folder holding another run,
+# a diverged loss, a full disk. Anything else is a bug, and its traceback is what finds it.
+ERRORS = (ValueError, FloatingPointError, OSError)
+
+
+def run_main(parse: Callable[[list[str]], object], body: Callable[[object], int], argv: list[str]) -> int:
+    """parse(argv), then body(config). argparse's exit and the ERRORS a run can meet become an exit
+    status and one `error:` line: a caller of main() gets a status rather than an exception, and a
+    user gets the message without a traceback around it."""
+    try:
+        config = parse(argv)
+    except SystemExit as e:  # argparse has already printed its usage and error (or the --help text)
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
+    try:
+        return body(config)
+    except ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def main(argv=None) -> int:

@@ -30,10 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..archs.stylegan2 import Discriminator, Generator
-from ..cli import nonneg_float, positive_int
+from ..cli import nonneg_float, positive_int, probability
 from .generators import GeneratorRecipe
 from .loop import Phase, register
-from .options import probability
 
 
 def generator_kwargs(cfg: dict) -> dict:
