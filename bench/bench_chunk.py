@@ -1,4 +1,4 @@
-"""Images/s of GenerateImage's synthesis at fixed chunk sizes against chunk 0 (auto: memory bound,
+"""Images/s of Generate Image (GAN)'s synthesis at fixed chunk sizes against chunk 0 (auto: memory bound,
 then sizes timed on the job's own first images), side by side in one process, for the shipped
 generators. The ratio auto / best fixed size is what matters: auto must find the best size on
 whatever machine it runs on.

@@ -3,7 +3,7 @@
     python bench/bench_translator.py [--upstream /path/to/pytorch-CycleGAN-and-pix2pix] [--iters 5]
 
 Our paths: `eager` (fp32, inference_mode, InstanceNorm through group_norm), `channels_last`,
-`winograd` (what GANStyleTransfer runs on CPU: the 3x3 convolutions as Winograd F(4x4, 3x3), fp32),
+`winograd` (what Style Transfer (GAN) runs on CPU: the 3x3 convolutions as Winograd F(4x4, 3x3), fp32),
 `jit_freeze` (traced, frozen: oneDNN weight prepacking), `bf16` (autocast bfloat16: uses AMX/AVX512-BF16
 where the CPU has them; approximate, its error is reported, not hidden), `compile` (torch.compile,
 opt-in with --compile: minutes of compilation on a small machine). With --upstream, upstream's
@@ -55,7 +55,7 @@ def make_paths(T: torch.nn.Module, x: torch.Tensor, with_compile: bool) -> dict:
     Tcl.load_state_dict(T.state_dict())
     Tcl = Tcl.to(memory_format=torch.channels_last)
     paths["channels_last"] = lambda a: Tcl(a.contiguous(memory_format=torch.channels_last))
-    # what GANStyleTransfer runs on CPU (translate.py): Winograd F(4x4, 3x3) blocks, channels-last
+    # what Style Transfer (GAN) runs on CPU (translate.py): Winograd F(4x4, 3x3) blocks, channels-last
     paths["winograd"] = inference_copy(T)
     with torch.inference_mode():
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(T, x)))

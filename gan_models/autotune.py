@@ -1,7 +1,7 @@
 """Speed choices made by measuring on the machine that runs them.
 
 Which of several equivalent ways of computing the same thing is fastest depends on the CPU (its
-vector units, caches and core count), the thread count and the shapes: GenerateImage's best chunk
+vector units, caches and core count), the thread count and the shapes: Generate Image (GAN)'s best chunk
 size was 16 on one 2-core Xeon and 256 on another machine, and the translator's Winograd path 1.8x
 upstream on one CPU and 1.03x on another, where channels-last won. A fixed choice is wrong somewhere,
 so each is timed once per process for its (shapes, dtype, threads) key and the winner is kept.

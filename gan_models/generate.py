@@ -24,7 +24,7 @@ from .cli import finite_float, nonneg_int, positive_float, positive_int
 def require_generator(G) -> None:
     if getattr(G, "kind", "generator") != "generator":
         raise ValueError(f"{getattr(G, 'arch_name', 'this model')} is an image-to-image translator, not a "
-                         "noise-to-image generator: use it with GANStyleTransfer")
+                         "noise-to-image generator: use it with Style Transfer (GAN)")
 
 
 def fast_synthesis_kwargs(G, device: torch.device, dtype: torch.dtype = torch.float32) -> dict:

@@ -144,7 +144,7 @@ def z_for_truncation(G, z: torch.Tensor, psi: float) -> torch.Tensor:
     takes z already scaled by its truncation (truncnorm * t, as upstream's truncated_noise_sample returns
     it) and the same t picks its batch-norm statistics. The pack's BigGAN latents are the unscaled
     truncnorm (`sample`), so the one place that draws images (`generate.synthesize`) scales them here by
-    the psi it passes on: GenerateImage's truncation drives both halves, and a latent stays reusable at
+    the psi it passes on: Generate Image (GAN)'s truncation drives both halves, and a latent stays reusable at
     any truncation."""
     return z * psi if z_bound(G) is not None else z
 

@@ -424,7 +424,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m gan_models.translate",
         description="Image-to-image GAN translation (CycleGAN, pix2pix) of image files and folders of images "
-                    "(video frames), with GANStyleTransfer's options. Each output keeps its input's name.")
+                    "(video frames), with Style Transfer (GAN)'s options. Each output keeps its input's name.")
     p.add_argument("ckpt", help="translator checkpoint (.safetensors)")
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--out", required=True, help="folder for the results (created if absent)")

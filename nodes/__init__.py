@@ -27,13 +27,13 @@ NODE_CLASS_MAPPINGS = {
     "ComfyGAN_LoadDirections": LoadGANDirections,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "ComfyGAN_LoadGANGenerator": "LoadGANGenerator",
-    "ComfyGAN_SampleLatent": "SampleLatent (GAN)",
-    "ComfyGAN_GenerateImage": "GenerateImage (GAN)",
-    "ComfyGAN_LatentInterpolate": "LatentInterpolate (GAN)",
+    "ComfyGAN_LoadGANGenerator": "Load GAN Generator",
+    "ComfyGAN_SampleLatent": "Sample Latent (GAN)",
+    "ComfyGAN_GenerateImage": "Generate Image (GAN)",
+    "ComfyGAN_LatentInterpolate": "Interpolate Latents (GAN)",
     "ComfyGAN_SaveLatent": "Save GAN Latent",
     "ComfyGAN_LoadLatent": "Load GAN Latent",
-    "ComfyGAN_GANStyleTransfer": "GANStyleTransfer",
+    "ComfyGAN_GANStyleTransfer": "Style Transfer (GAN)",
     "ComfyGAN_InvertImage": "Invert Image (GAN)",
     "ComfyGAN_FindDirections": "Find Directions (GAN)",
     "ComfyGAN_ApplyDirection": "Apply Direction (GAN)",

@@ -63,7 +63,7 @@ class ApplyGANDirection:
                    "several for several edits; z latents are mapped to W first.")
     RETURN_TYPES = ("GAN_LATENT",)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("The edited W latents (an inverted latent keeps its noise maps): feed GenerateImage "
+    OUTPUT_TOOLTIPS = ("The edited W latents (an inverted latent keeps its noise maps): feed Generate Image (GAN) "
                        "(GAN) or another Apply Direction (GAN).",)
     FUNCTION = "apply"
 
@@ -90,7 +90,7 @@ class ApplyGANDirection:
 class GANDirectionSweep:
     CATEGORY = "GAN"
     DESCRIPTION = ("Frames along one edit direction, from -strength to +strength, as a latent batch: feed "
-                   "GenerateImage (GAN), then Save Animated WEBP or a video node.")
+                   "Generate Image (GAN), then Save Animated WEBP or a video node.")
     RETURN_TYPES = ("GAN_LATENT",)
     RETURN_NAMES = ("frames",)
     OUTPUT_TOOLTIPS = ("One latent per frame (per item, frame-major, for batches); with an odd frame count "

@@ -24,8 +24,8 @@ class GenerateGANImage:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "generator": ("GAN_GENERATOR", {"tooltip": "A noise-to-image generator from LoadGANGenerator."}),
-            "latent": ("GAN_LATENT", {"tooltip": "Latents from SampleLatent (GAN) or LatentInterpolate (GAN)."}),
+            "generator": ("GAN_GENERATOR", {"tooltip": "A noise-to-image generator from Load GAN Generator."}),
+            "latent": ("GAN_LATENT", {"tooltip": "Latents from Sample Latent (GAN) or Interpolate Latents (GAN)."}),
             "truncation_psi": ("FLOAT", {"default": 1.0, "min": -2.0, "max": 2.0, "step": 0.05,
                                          "tooltip": TRUNC_TOOLTIP}),
         }, "optional": {

@@ -5,7 +5,7 @@ from ..gan_models import latents as L
 
 class GANLatentInterpolate:
     CATEGORY = "GAN"
-    DESCRIPTION = ("Frames between two GAN latents: slerp in Z, lerp in W. Feed to GenerateImage (GAN), "
+    DESCRIPTION = ("Frames between two GAN latents: slerp in Z, lerp in W. Feed to Generate Image (GAN), "
                    "then to Save Animated WEBP for an animation.")
     RETURN_TYPES = ("GAN_LATENT",)
     RETURN_NAMES = ("frames",)

@@ -74,11 +74,11 @@ class InvertGANImage:
     CATEGORY = "GAN"
     DESCRIPTION = ("GAN inversion: finds the latent from which the generator draws the given image (NVlabs' "
                    "projector), optionally fine-tuning a copy of the generator around it (PTI). Edit the "
-                   "latent with Apply Direction (GAN) or style mixing, then draw it with GenerateImage (GAN).")
+                   "latent with Apply Direction (GAN) or style mixing, then draw it with Generate Image (GAN).")
     RETURN_TYPES = ("GAN_LATENT", "GAN_GENERATOR", "IMAGE")
     RETURN_NAMES = ("latent", "generator", "reconstruction")
     OUTPUT_TOOLTIPS = (
-        "One latent per image, with the noise maps it was fitted with (GenerateImage draws them in noise "
+        "One latent per image, with the noise maps it was fitted with (Generate Image (GAN) draws them in noise "
         "mode const).",
         "The PTI-tuned copy of the generator when pti_steps > 0 (draw the latent with it), else the input "
         "generator unchanged.",
@@ -142,7 +142,7 @@ class InvertGANImage:
         G = generator
         if getattr(G, "kind", "generator") != "generator":
             raise ValueError(f"{getattr(G, 'arch_name', 'this model')} is an image-to-image translator: it has "
-                             "no latent space to invert into (use GANStyleTransfer with it)")
+                             "no latent space to invert into (use Style Transfer (GAN) with it)")
         if space == "auto":
             space = "w+" if L.is_style_based(G) else "z"
         cfg = InvertConfig(space=space, steps=steps, pixel_weight=pixel_weight,

@@ -13,7 +13,7 @@ class SampleGANLatent:
     DESCRIPTION = "Samples one latent per image from a seed, as NVlabs' gen_images.py does (seed, seed+1, ...)."
     RETURN_TYPES = ("GAN_LATENT",)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("GAN latents: feed to GenerateImage (GAN) or LatentInterpolate (GAN). "
+    OUTPUT_TOOLTIPS = ("GAN latents: feed to Generate Image (GAN) or Interpolate Latents (GAN). "
                        "Not a Stable Diffusion LATENT.",)
     FUNCTION = "sample"
 
@@ -45,7 +45,7 @@ class SampleGANLatent:
 
     def sample(self, generator, seed, batch_size, class_index=-1, space="z", truncation_psi=1.0,
                truncation_cutoff=0, class_list=""):
-        require_generator(generator)  # a translator has no latent space: say so, as GenerateImage does
+        require_generator(generator)  # a translator has no latent space: say so, as Generate Image (GAN) does
         if seed + batch_size - 1 > 0xFFFFFFFF:  # NVlabs' seeds are uint32: past it they would wrap to 0
             raise ValueError(f"seed {seed} + batch_size {batch_size} runs past the last seed 4294967295: "
                              f"lower the seed")

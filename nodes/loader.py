@@ -32,8 +32,8 @@ class LoadGANGenerator:
                    "converted safely on first use.")
     RETURN_TYPES = ("GAN_GENERATOR",)
     RETURN_NAMES = ("generator",)
-    OUTPUT_TOOLTIPS = ("The loaded network: feed it to SampleLatent (GAN) and GenerateImage (GAN), "
-                       "or to GANStyleTransfer for a translator.",)
+    OUTPUT_TOOLTIPS = ("The loaded network: feed it to Sample Latent (GAN) and Generate Image (GAN), "
+                       "or to Style Transfer (GAN) for a translator.",)
     FUNCTION = "load"
 
     @classmethod

@@ -23,7 +23,7 @@ class GANStyleTransfer:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "translator": ("GAN_GENERATOR", {"tooltip": "An image-to-image translator from LoadGANGenerator."}),
+            "translator": ("GAN_GENERATOR", {"tooltip": "An image-to-image translator from Load GAN Generator."}),
             "image": ("IMAGE", {"tooltip": "Images or video frames to style."}),
             "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
                                    "tooltip": "1 = the translation, 0 = the input, between = a blend."}),

@@ -45,7 +45,7 @@ SWEEP_CLASSES = [(0, "T-shirt/top"), (1, "Trouser"), (7, "Sneaker"), (9, "Ankle 
 
 
 def class_sweep():
-    """The same seeds drawn as each of a few classes in one grid, a row per class: SampleLatent's
+    """The same seeds drawn as each of a few classes in one grid, a row per class: Sample Latent (GAN)'s
     class_list repeats the batch_size seeds for every class in the list."""
     names = ", ".join(name for _, name in SWEEP_CLASSES)
     return {"nodes": [
@@ -89,10 +89,10 @@ SG_CKPT = "emoji_stylegan2.safetensors"  # the pack's own small StyleGAN2 (weigh
 SG_LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
              "widgets": {"checkpoint": SG_CKPT, "device": "auto", "dtype": "float32"}}
 SG_NOTE = (f"This example loads {SG_CKPT}, the pack's small emoji StyleGAN2 (64 px, trained on a CPU). "
-           "For your own StyleGAN2 or StyleGAN3, put it in models/gan and pick it in LoadGANGenerator: "
+           "For your own StyleGAN2 or StyleGAN3, put it in models/gan and pick it in Load GAN Generator: "
            ".safetensors, or an NVlabs .pkl (PyTorch or TensorFlow era) or rosinality .pt, which the loader "
            "converts safely on first use (no code from the file runs).\n\n"
-           "Conditional models: set class_index in SampleLatent (GAN).")
+           "Conditional models: set class_index in Sample Latent (GAN).")
 
 
 def _note(text, pos=(40, 420), size=(300, 220)):
@@ -154,7 +154,7 @@ def stylegan_w_interpolation_webp():
     w = {"space": "w", "truncation_psi": 0.7, "truncation_cutoff": 0}
     return {"nodes": [
         SG_LOADER, _note(SG_NOTE + "\n\nThe latents are sampled in W with truncation psi 0.7 already "
-                                   "applied, so GenerateImage keeps psi at 1.", pos=(40, 420)),
+                                   "applied, so Generate Image (GAN) keeps psi at 1.", pos=(40, 420)),
         {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [470, 40], "title": "Start (seed 1, W)",
          "widgets": {"seed": 1, **FIXED, "batch_size": 1, "class_index": -1, **w}},
         {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [470, 400], "title": "End (seed 2, W)",

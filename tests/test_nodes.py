@@ -34,7 +34,7 @@ def test_registration_contract(pack):
     m, names = pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS
     assert set(m) == set(names)
     assert all(k.startswith("ComfyGAN_") for k in m)  # never a core id such as LatentInterpolate
-    for role in ("LoadGANGenerator", "SampleLatent", "GenerateImage", "LatentInterpolate"):
+    for role in ("Load GAN Generator", "Sample Latent", "Generate Image", "Interpolate Latents", "Style Transfer"):
         assert any(role in v for v in names.values())
     for cls in m.values():
         assert cls.CATEGORY == "GAN" and callable(getattr(cls(), cls.FUNCTION))
