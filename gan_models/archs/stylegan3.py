@@ -24,6 +24,7 @@ from torch import nn
 
 from ..checkpoint import CheckpointError
 from ..registry import Architecture, load_state_dict_strict, register
+from .ops import upfirdn2d
 from .stylegan2 import FullyConnectedLayer, MappingNetwork
 
 # --------------------------------------------------------------------------------------------------
@@ -67,65 +68,8 @@ def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
 
 
 # --------------------------------------------------------------------------------------------------
-# Resampling. Semantics of NVlabs' upfirdn2d (upsample by zero insertion, pad, convolve with the
-# *unflipped* filter i.e. a true convolution, keep every down-th sample), with channels folded into
-# the batch so every convolution is single-channel.
-
-
-def _pad_axis(x: torch.Tensor, lo: int, hi: int, axis: int) -> torch.Tensor:
-    # negative amounts crop, as upfirdn2d's padding does
-    if lo == 0 and hi == 0:
-        return x
-    return F.pad(x, [lo, hi, 0, 0] if axis == 3 else [0, 0, lo, hi])
-
-
-def _fir_axis(x: torch.Tensor, f: torch.Tensor, up: int, down: int, pad0: int, pad1: int,
-              axis: int) -> torch.Tensor:
-    """One axis of upfirdn2d on x [B, 1, H, W] with a 1-D filter f (gain already folded in)."""
-    k = f.numel()
-    shape = [1, 1, 1, k] if axis == 3 else [1, 1, k, 1]
-    stride = (1, up) if axis == 3 else (up, 1)
-    if up > 1:
-        # The transposed convolution scatters each input sample through the filter, i.e. it is the
-        # full convolution of the zero-stuffed signal; upstream's output starts k-1-pad0 samples in.
-        x = F.conv_transpose2d(x, f.reshape(shape), stride=stride)
-        x = _pad_axis(x, pad0 - (k - 1), up + pad1 - k, axis)
-        if down > 1:
-            x = x[:, :, :, ::down] if axis == 3 else x[:, :, ::down, :]
-        return x
-    x = _pad_axis(x, pad0, pad1, axis)
-    if k == 1 and down == 1:
-        return x * f.reshape(())
-    stride = (1, down) if axis == 3 else (down, 1)
-    return F.conv2d(x, f.flip(0).reshape(shape), stride=stride)
-
-
-def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1,
-              padding=(0, 0, 0, 0), gain: float = 1.0) -> torch.Tensor:
-    """NVlabs' upfirdn2d (flip_filter=False) for x [N, C, H, W] and f 1-D (separable), 2-D or None.
-    padding = (x0, x1, y0, y1), applied after upsampling; negative values crop."""
-    px0, px1, py0, py1 = padding
-    n, c, h, w = x.shape
-    x = x.reshape(n * c, 1, h, w)
-    if f is None:
-        f = torch.ones([1], dtype=x.dtype, device=x.device)
-    f = f.to(device=x.device, dtype=x.dtype)
-    if f.ndim == 1:
-        f = f * math.sqrt(gain)
-        x = _fir_axis(x, f, up, down, px0, px1, axis=3)
-        x = _fir_axis(x, f, up, down, py0, py1, axis=2)
-    elif f.ndim == 2:
-        f = f * gain
-        if up > 1:
-            # zero insertion, then the same path as up == 1
-            x = F.conv_transpose2d(x, torch.ones([1, 1, 1, 1], dtype=x.dtype, device=x.device),
-                                   stride=up)
-            x = F.pad(x, [0, up - 1, 0, up - 1])
-        x = F.pad(x, [px0, px1, py0, py1])
-        x = F.conv2d(x, f.flip(0, 1)[None, None], stride=down)
-    else:
-        raise ValueError(f"upfirdn2d: filter must be 1-D or 2-D, got shape {list(f.shape)}")
-    return x.reshape(n, c, x.shape[2], x.shape[3])
+# Resampling around the nonlinearity, on ops.upfirdn2d (separable filters one axis at a time, with
+# channels folded into the batch; radial filters as one 2-D convolution).
 
 
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None,
