@@ -162,3 +162,11 @@ def write(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], meta: di
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     header = {"format": FORMAT, META_KEY: json.dumps(meta, sort_keys=True)}
     atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+
+
+def read_small(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and header metadata of one of this project's small safetensors files (latents,
+    directions), whose callers check the format tag and name the problem in their own words."""
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}

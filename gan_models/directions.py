@@ -34,11 +34,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import latents as L
-from .checkpoint import CheckpointError, atomic_write_bytes
+from .checkpoint import CheckpointError, atomic_write_bytes, read_small
 
 DIRECTIONS_FORMAT = "comfyui-gan-directions/1"
 METHODS = ("sefa", "ganspace")
@@ -349,9 +348,7 @@ def load_directions(path: str | os.PathLike) -> Directions:
     if not os.path.isfile(path):
         raise bad("no such directions file")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors, meta = read_small(path)
     except Exception as e:
         raise bad(f"not a readable safetensors file ({e})") from e
     if meta.get("format") != DIRECTIONS_FORMAT:

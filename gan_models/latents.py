@@ -16,10 +16,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .checkpoint import CheckpointError, atomic_write_bytes
+from .checkpoint import CheckpointError, atomic_write_bytes, read_small
 
 LATENT_FORMAT = "comfyui-gan-latent/1"
 
@@ -302,9 +301,7 @@ def save_latent(path: str | os.PathLike, lat: Latent) -> None:
 
 def load_latent(path: str | os.PathLike) -> Latent:
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors, meta = read_small(path)
     except Exception as e:
         raise CheckpointError(f"{os.path.basename(str(path))}: not a latent file ({e})") from e
     name = os.path.basename(str(path))

@@ -613,10 +613,14 @@ class RestrictedUnpickler(pickle._Unpickler):
         pickle._Unpickler.load_dict(self)
     dispatch[pickle.DICT[0]] = _dict
 
-    def _additems(self):
+    def _check_mark_target(self, op: str, kind: type) -> None:
+        """A batch opcode (APPENDS, ADDITEMS) adds to the object under its MARK: refuse any other type."""
         target = self.metastack[-1][-1] if self.metastack and self.metastack[-1] else None
-        if type(target) is not set:
-            raise CheckpointError(f"{self.source_name}: ADDITEMS on {_brief(target)}, not a set")
+        if type(target) is not kind:
+            raise CheckpointError(f"{self.source_name}: {op} on {_brief(target)}, not a {kind.__name__}")
+
+    def _additems(self):
+        self._check_mark_target("ADDITEMS", set)
         for k in self.stack:
             self._check_key(k)
         pickle._Unpickler.load_additems(self)
@@ -635,26 +639,21 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch[pickle.APPEND[0]] = _append
 
     def _appends(self):
-        target = self.metastack[-1][-1] if self.metastack and self.metastack[-1] else None
-        if type(target) is not list:
-            raise CheckpointError(f"{self.source_name}: APPENDS on {_brief(target)}, not a list")
+        self._check_mark_target("APPENDS", list)
         pickle._Unpickler.load_appends(self)
     dispatch[pickle.APPENDS[0]] = _appends
 
-    def _reduce(self):
-        self._check_call(self.stack[-2], self.stack[-1])
-        pickle._Unpickler.load_reduce(self)
-    dispatch[pickle.REDUCE[0]] = _reduce
-
-    def _newobj(self):
-        self._check_call(self.stack[-2], self.stack[-1])
-        pickle._Unpickler.load_newobj(self)
-    dispatch[pickle.NEWOBJ[0]] = _newobj
-
-    def _newobj_ex(self):
-        self._check_call(self.stack[-3], self.stack[-2])
-        pickle._Unpickler.load_newobj_ex(self)
-    dispatch[pickle.NEWOBJ_EX[0]] = _newobj_ex
+    def _checked_call(at: int, load):
+        """The opcodes that call something (REDUCE, NEWOBJ, NEWOBJ_EX): the callable and its arguments
+        sit at stack[at] and stack[at + 1], and are checked before pickle's own handler runs."""
+        def handler(self):
+            self._check_call(self.stack[at], self.stack[at + 1])
+            load(self)
+        return handler
+    dispatch[pickle.REDUCE[0]] = _checked_call(-2, pickle._Unpickler.load_reduce)
+    dispatch[pickle.NEWOBJ[0]] = _checked_call(-2, pickle._Unpickler.load_newobj)
+    dispatch[pickle.NEWOBJ_EX[0]] = _checked_call(-3, pickle._Unpickler.load_newobj_ex)
+    del _checked_call
 
     def _instantiate(self, klass, args):  # INST and OBJ, protocols 0 and 1
         self._check_call(klass, args)
