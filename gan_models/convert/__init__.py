@@ -2,7 +2,7 @@
 
 Every pickle-based source file is read by `safe_unpickle.load`, which never executes code from the file
 and bounds the time and memory a hostile one can take; a safetensors source by the safetensors library.
-A converter then recognises the plain object it got (`sniff`) and returns (state_dict, meta).
+A converter then recognises the plain object it got (`detect`) and returns (state_dict, meta).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ..checkpoint import CheckpointError
 class Converter:
     name: str             # e.g. "dcgan-tutorial", "nvlabs", "rosinality", "cyclegan"
     # True when the safely loaded object is this converter's format
-    sniff: Callable[[Any], bool]
+    detect: Callable[[Any], bool]
     # (obj, options) -> (state_dict, meta); options are the CLI's (arch, z_dim, num_classes, ...)
     convert: Callable[[Any, dict], tuple[dict, dict]]
     # files beside a source that its conversion also reads (BigGAN: config.json), found by path alone
@@ -62,19 +62,19 @@ def source_files(src: Path) -> list[Path]:
 
 
 def state_or_none(obj) -> dict | None:
-    """canonical_state(obj), or None where obj is no state dict: what a converter's sniff asks first."""
+    """canonical_state(obj), or None where obj is no state dict: what a converter's detect asks first."""
     try:
         return canonical_state(obj)
     except CheckpointError:
         return None
 
 
-def sniff_state(detect) -> Callable[[object], bool]:
-    """A converter's sniff for a plain state dict that an architecture's detect(sd, meta) accepts."""
-    def sniff(obj) -> bool:
+def state_detector(detect) -> Callable[[object], bool]:
+    """A converter's detect for a plain state dict that an architecture's detect(sd, meta) accepts."""
+    def detect_format(obj) -> bool:
         sd = state_or_none(obj)
         return sd is not None and detect(sd, {}) > 0
-    return sniff
+    return detect_format
 
 
 def convert_object(obj, source_path: str, fmt: str | None = None, key: str | None = None,
@@ -92,7 +92,7 @@ def convert_object(obj, source_path: str, fmt: str | None = None, key: str | Non
     where = None
     if key:
         obj, where = locate.resolve(obj, key), key
-    names = [n for n, c in pool.items() if locate._sniffs(c, obj)]
+    names = [n for n, c in pool.items() if locate._detects(c, obj)]
     if not names and not key:
         found = locate.choose(locate.candidates(obj, pool))
         if found is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..archs import biggan as arch
 from ..checkpoint import CheckpointError
-from . import Converter, register_converter, sniff_state, state_or_none
+from . import Converter, register_converter, state_detector, state_or_none
 
 WEIGHTS_NAME, CONFIG_NAME = "pytorch_model.bin", "config.json"
 MAX_CONFIG_BYTES = 64 * 1024      # a released config.json is about 600 bytes
@@ -32,7 +32,7 @@ DEFAULTS = {"output_dim": 128, "z_dim": 128, "class_embed_dim": 128, "channel_wi
             "eps": 1e-4, "n_stats": 51}
 
 
-sniff = sniff_state(arch.detect)
+detect_format = state_detector(arch.detect)
 
 
 def config_path(source: Path) -> Path:
@@ -163,4 +163,4 @@ def sidecars(source: Path) -> list[Path]:
         return []  # none: converting says so
 
 
-register_converter(Converter(name="biggan", sniff=sniff, convert=convert, sidecars=sidecars))
+register_converter(Converter(name="biggan", detect=detect_format, convert=convert, sidecars=sidecars))

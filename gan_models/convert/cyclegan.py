@@ -36,7 +36,7 @@ def _state(obj):
         return None
 
 
-def sniff(obj) -> bool:
+def detect_format(obj) -> bool:
     return _state(obj) is not None
 
 
@@ -56,4 +56,4 @@ def convert(obj, options: dict):
     return sd, meta
 
 
-register_converter(Converter(name="cyclegan", sniff=sniff, convert=convert))
+register_converter(Converter(name="cyclegan", detect=detect_format, convert=convert))

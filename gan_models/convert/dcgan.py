@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ..archs.dcgan import detect, layout_from_state_dict
 from ..checkpoint import CheckpointError
-from . import Converter, register_converter, sniff_state, state_or_none
+from . import Converter, register_converter, state_detector, state_or_none
 
 
-sniff = sniff_state(detect)
+detect_format = state_detector(detect)
 
 
 def convert(obj, options: dict):
@@ -28,4 +28,4 @@ def convert(obj, options: dict):
     return dict(sd), meta
 
 
-register_converter(Converter(name="dcgan-tutorial", sniff=sniff, convert=convert))
+register_converter(Converter(name="dcgan-tutorial", detect=detect_format, convert=convert))

@@ -113,7 +113,7 @@ def candidates(obj, converters: dict) -> list[Candidate]:
                                   f"name it with --key")
         if isinstance(here, torch.Tensor):
             continue
-        names = [name for name, c in converters.items() if _sniffs(c, here)]
+        names = [name for name, c in converters.items() if _detects(c, here)]
         if names and path:
             found.append(Candidate(path, here, names[0], _tensor_count(here)))
             continue
@@ -125,15 +125,15 @@ def candidates(obj, converters: dict) -> list[Candidate]:
                   if not isinstance(v, torch.Tensor)]
         if isinstance(here, Mapping):
             for prefix, group in _prefix_groups(here).items():
-                names = [name for name, c in converters.items() if _sniffs(c, group)]
+                names = [name for name, c in converters.items() if _detects(c, group)]
                 if names:
                     found.append(Candidate(f"{path}/{prefix}" if path else prefix, group, names[0], len(group)))
     return found
 
 
-def _sniffs(conv, obj) -> bool:
+def _detects(conv, obj) -> bool:
     try:
-        return bool(conv.sniff(obj))
+        return bool(conv.detect(obj))
     except CheckpointError:
         return False
 

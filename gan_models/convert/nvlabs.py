@@ -32,7 +32,7 @@ def _generator(obj) -> tuple[PersistentObject, str]:
     return g, _PREFERRED_KEY
 
 
-def sniff(obj) -> bool:
+def detect_format(obj) -> bool:
     if isinstance(obj, PersistentObject):
         return True
     return isinstance(obj, dict) and isinstance(obj.get(_PREFERRED_KEY), PersistentObject)
@@ -96,4 +96,4 @@ def discriminator(obj) -> tuple[dict, dict]:
                            "persistence_version": d.version}}
 
 
-register_converter(Converter(name="nvlabs", sniff=sniff, convert=convert))
+register_converter(Converter(name="nvlabs", detect=detect_format, convert=convert))

@@ -46,7 +46,7 @@ def _networks(obj) -> tuple[TFNetwork, str] | None:
     return None
 
 
-def sniff(obj) -> bool:
+def detect_format(obj) -> bool:
     return _networks(obj) is not None
 
 
@@ -292,4 +292,4 @@ def convert(obj, options: dict):
     return sd, meta
 
 
-register_converter(Converter(name="nvlabs-tf", sniff=sniff, convert=convert))
+register_converter(Converter(name="nvlabs-tf", detect=detect_format, convert=convert))

@@ -25,7 +25,7 @@ def _g_ema(obj):
     return None
 
 
-def sniff(obj) -> bool:
+def detect_format(obj) -> bool:
     sd = _g_ema(obj)
     return sd is not None and _is_rosinality(sd)
 
@@ -78,4 +78,4 @@ def convert(obj, options: dict):
     return out, meta
 
 
-register_converter(Converter(name="rosinality", sniff=sniff, convert=convert))
+register_converter(Converter(name="rosinality", detect=detect_format, convert=convert))

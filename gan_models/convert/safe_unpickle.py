@@ -268,7 +268,7 @@ def _plain(obj, budget: Budget | None = None, _depth: int = 0):
 
 # ------------------------------------------------------------------------------------------------
 # The bounded walk over a whole file's objects, run once when it is read: every later walk (the
-# converters' sniffing, canonicalize's unwrapping, _plain, state_dict) then sees a graph with no
+# converters' detection, canonicalize's unwrapping, _plain, state_dict) then sees a graph with no
 # cycles, at most MAX_OBJECTS paths and MAX_DEPTH levels.
 
 _LEAVES = (str, bytes, int, float, bool, complex, type(None), torch.Tensor, torch.dtype, torch.device,
