@@ -12,7 +12,8 @@ from PIL import Image
 import gan_models
 from gan_models.train import TrainConfig, Trainer, snapshot
 from gan_models.train.__main__ import main as cli_main, parse
-from gan_models.train.cyclegan import CycleGAN, ImagePool, PatchDiscriminator
+from gan_models.archs.translators import PatchDiscriminator
+from gan_models.train.cyclegan import CycleGAN, ImagePool
 from gan_models.train.loop import resolve
 from gan_models.data import DataError
 

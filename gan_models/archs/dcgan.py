@@ -13,9 +13,11 @@ import re
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from ..checkpoint import CheckpointError
 from ..registry import Architecture, load_state_dict_strict, register
+from .ops import MinibatchStdLayer
 
 _KEY = re.compile(r"^main\.(\d+)\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
 
@@ -127,6 +129,72 @@ def layout_from_state_dict(sd, meta: dict) -> list[dict]:
             raise CheckpointError(f"dcgan: layer main.{i} is neither ConvTranspose2d nor BatchNorm2d")
     layout.append(dict(op="tanh"))  # the tutorial's final Tanh sits after the last parameterised layer
     return layout
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Training only: the discriminator and the init. A plain conditional DCGAN on Fashion-MNIST collapses
+# to one prototype per class, because a concat-conditioned discriminator lets G satisfy each class
+# with a single convincing image. Three things counter that here:
+# - spectral normalisation (Miyato et al. 2018) on every D layer keeps D Lipschitz, so its gradients
+#   stay informative instead of saturating on a few modes;
+# - a projection head (Miyato & Koyama 2018): the class enters as <embed(y), phi(x)>, which scores
+#   how well the *features* match the class rather than memorising a class template;
+# - minibatch standard deviation (Karras et al. 2018): D sees how varied a group of images is, so a
+#   batch of near-copies is easy to reject.
+
+def sn(m: nn.Module) -> nn.Module:
+    return spectral_norm(m)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """SN-CNN: stride-2 convs halve the image down to the 4..7 px base (widths doubling from ndf),
+    minibatch-stddev, one 3x3 conv, global sum pooling, then linear + projection of the label."""
+
+    def __init__(self, resolution: int, img_channels: int, c_dim: int = 0, ndf: int = 32,
+                 max_ch: int = 256, mbstd_group: int = 4):
+        super().__init__()
+        act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
+        layers: list[nn.Module] = [sn(nn.Conv2d(img_channels, ndf, 3, 1, 1)), act()]
+        ch, res = ndf, resolution
+        while res > 7:
+            if res % 2:
+                raise ValueError(f"discriminator: resolution {resolution} does not halve down to 4..7 px")
+            nxt = min(ch * 2, max_ch)
+            layers += [sn(nn.Conv2d(ch, nxt, 4, 2, 1)), act()]
+            ch, res = nxt, res // 2
+        self.features = nn.Sequential(*layers)
+        self.mbstd = MinibatchStdLayer(mbstd_group, strided=True) if mbstd_group else None
+        self.head = nn.Sequential(sn(nn.Conv2d(ch + (1 if mbstd_group else 0), ch, 3, 1, 1)), act())
+        self.out = sn(nn.Linear(ch, 1))
+        self.c_dim = c_dim
+        self.embed = sn(nn.Embedding(c_dim, ch)) if c_dim else None
+
+    def forward(self, x, y=None):
+        h = self.features(x)
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        h = self.head(h).sum(dim=(2, 3))
+        out = self.out(h).squeeze(1)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this discriminator is class-conditional: pass integer labels y")
+            out = out + (self.embed(y) * h).sum(1)
+        return out
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """Radford et al.'s init, which the CycleGAN and pix2pix code use too: N(0, 0.02) convolutions and
+    N(1, 0.02) norm scales. Torch's default Kaiming-uniform starts an LSGAN discriminator too confident."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net
 
 
 def detect(sd, meta) -> float:

@@ -1,6 +1,7 @@
 """The resampling and convolution operations of the StyleGAN family, in plain PyTorch: what NVlabs'
-torch_utils/ops provide as CUDA kernels (bias_act, upfirdn2d, conv2d_resample) and StyleGAN2's
-modulated convolution. stylegan2.py and stylegan3.py both use these; StyleGAN3 keeps its own modulated
+torch_utils/ops provide as CUDA kernels (bias_act, upfirdn2d, conv2d_resample), StyleGAN2's
+modulated convolution, and the minibatch standard deviation layer that the StyleGAN2 and DCGAN
+discriminators share. stylegan2.py and stylegan3.py both use these; StyleGAN3 keeps its own modulated
 convolution and filtered_lrelu, which are other operations (input gain, pre-normalised styles,
 resampling around the nonlinearity), as in NVlabs' code.
 """
@@ -10,6 +11,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 SQRT2 = math.sqrt(2.0)
 
@@ -271,3 +273,33 @@ def modulated_conv2d_lrelu_shared(x: torch.Tensor, weight: torch.Tensor, styles:
 
 # ------------------------------------------------------------------------------------------------
 # Synthesis network
+
+
+class MinibatchStdLayer(nn.Module):
+    """Append the average standard deviation over groups of `group_size` images (split into
+    `num_channels` feature groups), so D can tell a varied batch from near-copies (Karras et al. 2018).
+    Groups are consecutive images (a group never straddles two micro-batches); `strided` takes every
+    (n/g)-th image instead, as NVlabs' original layer and this project's DCGAN discriminator do."""
+
+    def __init__(self, group_size: int = 4, num_channels: int = 1, strided: bool = False):
+        super().__init__()
+        self.group_size, self.num_channels, self.strided = group_size, num_channels, strided
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group_size, n) if self.group_size else n
+        while n % g:  # a batch the group does not divide: the largest group size that does
+            g -= 1
+        f = self.num_channels
+        if self.strided:
+            y = x.float().reshape(g, n // g, f, c // f, h, w)
+            y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/g, f]
+            y = y.reshape(1, n // g, f, 1, 1).expand(g, -1, -1, h, w).reshape(n, f, h, w)
+        else:
+            y = x.float().reshape(n // g, g, f, c // f, h, w)
+            y = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/g, f]
+            y = y.reshape(n // g, 1, f, 1, 1).expand(-1, g, -1, h, w).reshape(n, f, h, w)
+        return torch.cat([x, y.to(x.dtype)], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}, strided={self.strided}"

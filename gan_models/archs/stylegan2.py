@@ -12,8 +12,8 @@ import math
 import torch
 from torch import nn
 
-from .ops import (SQRT2, bias_act, conv2d_resample, modulated_conv2d, modulated_conv2d_lrelu_shared,  # noqa: F401
-                  normalize_2nd_moment, setup_filter, upfirdn2d, upsample2d)
+from .ops import (SQRT2, MinibatchStdLayer, bias_act, conv2d_resample, modulated_conv2d,  # noqa: F401
+                  modulated_conv2d_lrelu_shared, normalize_2nd_moment, setup_filter, upfirdn2d, upsample2d)
 
 class FullyConnectedLayer(nn.Module):
     """Equalized-learning-rate linear layer: weights are stored at N(0, 1/lr_multiplier^2) and
@@ -420,29 +420,6 @@ class DiscriminatorBlock(nn.Module):
         y = self.skip(x, gain=SQRT_HALF)
         x = self.conv1(self.conv0(x), gain=SQRT_HALF)
         return y + x  # sqrt(1/2) on both paths keeps the sum at unit variance
-
-
-class MinibatchStdLayer(nn.Module):
-    """Append the average standard deviation over groups of `group_size` consecutive images (split
-    into `num_channels` feature groups), so D can tell a varied batch from near-copies."""
-
-    def __init__(self, group_size: int = 4, num_channels: int = 1):
-        super().__init__()
-        self.group_size, self.num_channels = group_size, num_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        g = min(self.group_size, n) if self.group_size else n
-        while n % g:  # a batch the group does not divide: the largest group size that does
-            g -= 1
-        f = self.num_channels
-        y = x.float().reshape(n // g, g, f, c // f, h, w)
-        y = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [n/g, f]
-        y = y.reshape(n // g, 1, f, 1, 1).expand(-1, g, -1, h, w).reshape(n, f, h, w)
-        return torch.cat([x, y.to(x.dtype)], dim=1)
-
-    def extra_repr(self) -> str:
-        return f"group_size={self.group_size}, num_channels={self.num_channels}"
 
 
 class DiscriminatorEpilogue(nn.Module):

@@ -215,6 +215,28 @@ class ResnetTranslator(nn.Module):
         return 4 * batch * height * width * (4 * self.ngf + self.in_channels + self.img_channels)
 
 
+class PatchDiscriminator(nn.Module):
+    """PatchGAN (Isola et al. 2017): a fully convolutional net whose every output judges one patch.
+    With n_layers=3 each output sees a 70x70 window, big enough for texture and local shape but
+    blind to layout, which the cycle loss keeps."""
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance"):
+        super().__init__()
+        bias = default_bias(norm)
+        layers = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
+                       norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
 def build_resnet_translator(in_channels=3, out_channels=3, ngf=64, n_blocks=9, norm="instance",
                             dropout=False, **kw) -> ResnetTranslator:
     return ResnetTranslator(in_channels, out_channels, ngf, n_blocks, norm, dropout, **kw)

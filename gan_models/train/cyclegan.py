@@ -9,8 +9,7 @@ Naming follows the paper's code: G_A maps A -> B and G_B maps B -> A; D_A judges
 L1 x lambda_cycle, identity loss L1 x lambda_cycle x lambda_identity, a 50-image history pool for the
 discriminators, Adam(2e-4, 0.5, 0.999) and a linear learning-rate decay to 0; only the schedule is
 counted in steps rather than epochs. The translators are the ResNet translator of
-gan_models.archs.translators; the discriminator is the 70x70 PatchGAN, built here because only
-training needs it.
+gan_models.archs.translators, beside the 70x70 PatchGAN discriminator that only training builds.
 
 Both are recipes of the one training loop (loop.py). Everything a resumed run needs (four nets, both
 optimizers and schedulers, both pools, every random generator and the data order) goes into its
@@ -31,49 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import registry, save_generator
-from ..archs.translators import NORMS, ResnetTranslator, UnetTranslator, default_bias, norm_layer
+from ..archs.dcgan import init_weights
+from ..archs.translators import NORMS, PatchDiscriminator, ResnetTranslator, UnetTranslator
 from ..cli import nonneg_float, nonneg_int, positive_int
 from ..data import IMAGE_SUFFIXES, BatchOrder, DataError, Dataset, load_dataset
 from ..images import save_grid
 from .loop import Phase, Recipe, hardware, linear_decay, register
 
 # ------------------------------------------------------------------------------------- networks
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN (Isola et al. 2017): a fully convolutional net whose every output judges one patch.
-    With n_layers=3 each output sees a 70x70 window, big enough for texture and local shape but
-    blind to layout, which the cycle loss keeps."""
-
-    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance"):
-        super().__init__()
-        bias = default_bias(norm)
-        layers = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
-        mult = 1
-        for n in range(1, n_layers + 1):
-            prev, mult = mult, min(2 ** n, 8)
-            stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
-                       norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
-        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.model(x)
-
-
-def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
-    """N(0, 0.02) convs and N(1, 0.02) norm scales, the paper's init; torch's default Kaiming-uniform
-    starts the LSGAN discriminators too confident."""
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)
-    return net
 
 
 class ImagePool:
