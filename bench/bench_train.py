@@ -4,6 +4,7 @@ eager fp32, bf16 autocast, channels_last, and both (on a GPU also fp16 autocast 
 
     python bench/bench_train.py [--device cpu|cuda] [--steps 3] [--batch 16] [--full-width]
                                 [--upstream /path/to/stylegan2-ada-pytorch]
+    python bench/bench_train.py --baseline /path/to/an/older/checkout [--rounds 3] [other options]
 
 A step is the whole training step of the Trainer (data, G and D updates, EMA, augmentation) on
 random images. StyleGAN2 steps are timed without their lazy regularisers (the timed steps are 2..N+1,
@@ -21,7 +22,10 @@ of it is copied here) and timed interleaved with ours: their Generator and Discr
 widths and starting weights, their StyleGAN2Loss, and the phase loop of their training_loop.py (Gmain
 then Dmain, Adam with the lazy-regularisation ratios, nan_to_num of the gradients, the G_ema update).
 DCGAN has no NVlabs counterpart.
-Writes bench/results/train_<device>-<date>.json.
+With --baseline, this benchmark runs as it is in that checkout of this project and as it is here, in
+turns (--rounds of each, separate processes, so each side imports its own gan_models), and reports the
+best seconds per step of each side and their ratio: whether a change to the training code kept its speed.
+Writes bench/results/train_<device>-<date>.json (with --baseline, train_vs_baseline-<date>.json).
 """
 from __future__ import annotations
 
@@ -141,7 +145,11 @@ def main(argv=None):
     p.add_argument("--only", nargs="*", help="config names to run (dcgan-64 stylegan2-64 stylegan2-256)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--upstream", help="NVlabs stylegan2-ada-pytorch checkout: time its training step too")
+    p.add_argument("--baseline", help="another checkout of this project: time its training step and ours in turns")
+    p.add_argument("--rounds", type=int, default=3, help="--baseline: runs of each side, alternating (default 3)")
     a = p.parse_args(argv)
+    if a.baseline:
+        return against_baseline(a, sys.argv[1:] if argv is None else list(argv))
     if a.upstream and not (Path(a.upstream) / "training" / "loss.py").is_file():
         p.error(f"--upstream: {a.upstream} is not a stylegan2-ada-pytorch checkout (no training/loss.py)")
     torch.set_num_threads(a.threads)
@@ -203,6 +211,56 @@ def main(argv=None):
                                 "results": results}, indent=2) + "\n")
     print(path)
     return results
+
+
+def _git_commit(root: Path) -> str | None:
+    import subprocess
+    r = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or None
+
+
+def against_baseline(a, argv: list[str]) -> dict:
+    import subprocess
+    drop = {"--baseline": 1, "--rounds": 1, "--out": 1}
+    child, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = arg.split("=", 1)[0]
+        if name in drop:
+            skip = 0 if "=" in arg else drop[name]
+            continue
+        child.append(arg)
+    sides = {"baseline": Path(a.baseline).resolve(), "this": ROOT}
+    best: dict[tuple[str, str], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.rounds):
+            for side, root in sides.items():
+                out = Path(tmp) / f"{side}-{r}"
+                subprocess.run([sys.executable, str(root / "bench" / "bench_train.py"), *child, "--out", str(out)],
+                               cwd=root, check=True, stdout=subprocess.DEVNULL)
+                (res,) = out.glob("*.json")
+                for row in json.loads(res.read_text())["results"]:
+                    for mode, t in row["s_per_step"].items():
+                        cell = best.setdefault((row["config"], mode), {})
+                        cell[side] = min(cell.get(side, float("inf")), t)
+    rows = [{"config": c, "mode": m, "s_per_step_baseline": v["baseline"], "s_per_step_this": v["this"],
+             "this_over_baseline": round(v["this"] / v["baseline"], 3)} for (c, m), v in best.items()]
+    for row in rows:
+        print(f"{row['config']:>14} {row['mode']:>20}: baseline {row['s_per_step_baseline']:.4f} s/step, "
+              f"this {row['s_per_step_this']:.4f} s/step, x{row['this_over_baseline']:.3f}")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"train_vs_baseline-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    result = {"hardware": hardware(), "device": a.device, "threads": a.threads, "rounds": a.rounds,
+              "note": "best s/step of each side over its rounds; the sides ran in turns, each in its own process",
+              "baseline_commit": _git_commit(sides["baseline"]), "this_commit": _git_commit(ROOT),
+              "command": " ".join(["python bench/bench_train.py --baseline BASELINE --rounds", str(a.rounds), *child]),
+              "results": rows}
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(path)
+    return result
 
 
 if __name__ == "__main__":
