@@ -1,7 +1,7 @@
 """Copy the template browser test's screenshots into docs/templates/ as small JPEGs, with an index.
 
-    TEMPLATE_SCREENSHOTS=/tmp/shots COMFYUI_PATH=... pytest tests/host/test_template_browser.py
-    python scripts/publish_template_screenshots.py /tmp/shots [--size 1280x800]
+    TEMPLATE_SCREENSHOTS=SHOTS COMFYUI_PATH=... pytest tests/host/test_template_browser.py
+    python scripts/publish_template_screenshots.py SHOTS [--size 1280x800]
 
 One picture per template: the editor as a user sees it after opening the template from the template
 browser and pressing Run, at --size. docs/templates/README.md lists them with the size and the date.
