@@ -233,6 +233,7 @@ def against_baseline(a, argv: list[str]) -> dict:
             continue
         child.append(arg)
     sides = {"baseline": Path(a.baseline).resolve(), "this": ROOT}
+    torch.set_num_threads(a.threads)  # what the runs use, so that hardware() below says so
     best: dict[tuple[str, str], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
