@@ -11,7 +11,7 @@ from .. import devices
 from ..cli import nonneg_float, nonneg_int, positive_float, positive_int, probability, unit_interval
 from ..data import FITS
 from . import augment, distributed, snapshot
-from .loop import RECIPES, TrainConfig, Trainer, command_line
+from .loop import DEFAULTS, RECIPES, TrainConfig, Trainer, command_line
 
 
 def parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
@@ -121,40 +121,33 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
 def parse(argv=None) -> TrainConfig:
     p, own = parser()
     a = p.parse_args(argv)
-    foreign = sorted({d for name, dests in own.items() if name != a.arch and a.arch not in _sharing(own, name)
-                      for d in dests if getattr(a, d) is not None and d not in own.get(a.arch, ())})
+    # families that share their options share one set: only another set's options are foreign
+    foreign = sorted({d for dests in own.values() for d in dests - own[a.arch] if getattr(a, d) is not None})
     if foreign:
         flags = ", ".join("--" + d.replace("_", "-") for d in foreign)
         p.error(f"{flags}: not an option of --arch {a.arch} (see --help for the options of each family)")
     steps = check(p, a)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(a).items() if k in fields and v is not None}
-    given.update(steps=steps, command=command_line() if argv is None else
-                 _command(argv), betas=tuple(a.betas) if a.betas else None)
-    return TrainConfig(**{k: v for k, v in given.items() if v is not None})
-
-
-def _sharing(own: dict, name: str) -> set[str]:
-    return {n for n, d in own.items() if d is own[name]}
-
-
-def _command(argv: list[str]) -> str:
-    from ..cli import public_command
-    return public_command(["python", "-m", "gan_models.train"], argv)
+    if a.betas:
+        given["betas"] = tuple(a.betas)
+    given.update(steps=steps, command=command_line(argv))
+    return TrainConfig(**given)
 
 
 def check(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     """What one option's type cannot see: options checked against each other and the architecture.
     Returns the run's length in steps."""
     recipe = RECIPES[a.arch]
-    batch = a.batch if a.batch is not None else recipe.defaults.get("batch", 64)
+    defaults = {**DEFAULTS, **recipe.defaults}
+    batch = a.batch if a.batch is not None else defaults["batch"]
     if recipe.kind == "generator":
         if batch < 2:
             p.error("argument --batch: must be at least 2")
         if not a.data:
             p.error(f"argument --data is required for --arch {a.arch}")
         try:
-            recipe.check_resolution(a.resolution if a.resolution is not None else recipe.defaults.get("resolution", 28))
+            recipe.check_resolution(a.resolution if a.resolution is not None else defaults["resolution"])
         except ValueError as e:
             p.error(f"argument --resolution: {e}")
     else:

@@ -11,12 +11,11 @@ import torch
 from torch import nn
 
 from ..archs import dcgan
+from ..cli import nonneg_float, unit_interval
 from . import distributed
 from .generators import GeneratorRecipe, one_hot
-from .loop import Phase, register
+from .loop import Phase, linear_decay, register
 from .losses import AUGMENTS as AUGMENT_CHOICES, d_loss, g_loss
-from ..cli import nonneg_float, unit_interval
-from .loop import linear_decay
 
 
 def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5, reduce=None) -> torch.Tensor:

@@ -340,10 +340,10 @@ class Trainer(snapshot.Resumable):
     def train_step(self) -> dict:
         r = self.recipe
         ctx = r.begin_step()
-        ctx["due"] = {ph.name for ph in r.phases() if ph.due(self.step)}
-        for ph in r.phases():
-            if ph.name in ctx["due"]:
-                ph.run(ctx)
+        due = [ph for ph in r.phases() if ph.due(self.step)]
+        ctx["due"] = {ph.name for ph in due}  # a phase may act on another's being due (G main and G reg share a step)
+        for ph in due:
+            ph.run(ctx)
         stats = r.end_step(ctx)
         self.step += 1
         return stats
@@ -441,5 +441,6 @@ class Trainer(snapshot.Resumable):
         save_grid(x, self.out / name, nrow=10)
 
 
-def command_line() -> str:
-    return public_command(["python", "-m", "gan_models.train"], sys.argv[1:])
+def command_line(argv: list[str] | None = None) -> str:
+    """The run's command as recorded in its exports (argv: this process's arguments by default)."""
+    return public_command(["python", "-m", "gan_models.train"], sys.argv[1:] if argv is None else argv)

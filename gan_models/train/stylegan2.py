@@ -118,8 +118,6 @@ class StyleGAN2(GeneratorRecipe):
     def check(cls, cfg: dict) -> None:
         super().check(cfg)
         _check(cfg)
-        if cfg.get("batch_gpu") is not None and cfg["batch_gpu"] % 2:
-            raise ValueError(f"--batch-gpu must be even (the path-length batch is half of it), not {cfg['batch_gpu']}")
         if cfg["precision"] not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"--precision must be fp32, bf16 or fp16, not {cfg['precision']!r}")
         if not cfg.get("aug") and cfg["augment"] != "none":  # --augment translation is DCGAN's
