@@ -62,6 +62,9 @@ def parser() -> tuple[argparse.ArgumentParser, dict[str, set[str]]]:
                    help="start from this discriminator (written by `python -m gan_models.convert NETWORK.pkl "
                         "G.safetensors --discriminator D.safetensors`)")
     g.add_argument("--z-dim", type=positive_int, help="latent size (dcgan 100, stylegan2 512)")
+    g.add_argument("--mode-seeking", type=nonneg_float, metavar="W",
+                   help="mode-seeking regularisation weight (Mao et al. 2019) against per-class collapse; "
+                        "0 = off (default)")
     g.add_argument("--mbstd-group", type=nonneg_int, help="minibatch-stddev group size (0: off; default 4)")
     g.add_argument("--aug", choices=augment.AUGMENT_NAMES,
                    help="augmentation before D (augment.py): DiffAugment or adaptive (ADA); replaces --augment")

@@ -11,27 +11,11 @@ import torch
 from torch import nn
 
 from ..archs import dcgan
-from ..cli import nonneg_float, unit_interval
+from ..cli import unit_interval
 from . import distributed
 from .generators import GeneratorRecipe, one_hot
 from .loop import Phase, linear_decay, register
-from .losses import AUGMENTS as AUGMENT_CHOICES, d_loss, g_loss
-
-
-def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5, reduce=None) -> torch.Tensor:
-    """Mode-seeking regularisation (Mao et al., CVPR 2019): pairs (first half, second half of the
-    batch, same labels) whose images are close while their z's are far are penalised, which fights
-    a conditional generator's collapse to a few prototypes per class. 1 / (ratio + eps) as in MSGAN.
-    `reduce` (a gradient-carrying sum over ranks) makes both means those of the global batch."""
-    h = z.shape[0] // 2
-    dfake, dz = (fake[:h] - fake[h:2 * h]).abs(), (z[:h] - z[h:2 * h]).abs()
-    sums = torch.stack([dfake.sum(), dz.sum().to(dfake.dtype),
-                        torch.tensor(float(dfake.numel()), dtype=dfake.dtype, device=dfake.device),
-                        torch.tensor(float(dz.numel()), dtype=dfake.dtype, device=dfake.device)])
-    if reduce is not None:
-        sums = reduce(sums)
-    ratio = (sums[0] / sums[2]) / (sums[1] / sums[3])
-    return 1.0 / (ratio + eps)
+from .losses import AUGMENTS as AUGMENT_CHOICES, d_loss, g_loss, mode_seeking_penalty
 
 
 @torch.no_grad()
@@ -59,9 +43,6 @@ class DCGAN(GeneratorRecipe):
         g.add_argument("--loss", choices=("hinge", "logistic"), help="(default hinge)")
         g.add_argument("--augment", choices=sorted(AUGMENT_CHOICES),
                        help="differentiable augmentation (default translation); --aug replaces it")
-        g.add_argument("--mode-seeking", type=nonneg_float, metavar="W",
-                       help="mode-seeking regularisation weight (Mao et al. 2019) against per-class "
-                            "collapse; 0 = off (default)")
         g.add_argument("--ema-beta", type=unit_interval, help="EMA decay of the exported generator (default 0.999)")
 
     @staticmethod

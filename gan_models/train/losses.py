@@ -47,3 +47,19 @@ def translate(x: torch.Tensor, ratio: float = 0.125, gen: torch.Generator | None
 
 
 AUGMENTS = {"none": Identity(), "translation": translate}
+
+
+def mode_seeking_penalty(z: torch.Tensor, fake: torch.Tensor, eps: float = 1e-5, reduce=None) -> torch.Tensor:
+    """Mode-seeking regularisation (Mao et al., CVPR 2019): pairs (first half, second half of the
+    batch, same labels) whose images are close while their z's are far are penalised, which fights
+    a conditional generator's collapse to a few prototypes per class. 1 / (ratio + eps) as in MSGAN.
+    `reduce` (a gradient-carrying sum over ranks) makes both means those of the global batch."""
+    h = z.shape[0] // 2
+    dfake, dz = (fake[:h] - fake[h:2 * h]).abs(), (z[:h] - z[h:2 * h]).abs()
+    sums = torch.stack([dfake.sum(), dz.sum().to(dfake.dtype),
+                        torch.tensor(float(dfake.numel()), dtype=dfake.dtype, device=dfake.device),
+                        torch.tensor(float(dz.numel()), dtype=dfake.dtype, device=dfake.device)])
+    if reduce is not None:
+        sums = reduce(sums)
+    ratio = (sums[0] / sums[2]) / (sums[1] / sums[3])
+    return 1.0 / (ratio + eps)

@@ -32,6 +32,7 @@ from torch import nn
 from ..archs.stylegan2 import Discriminator, Generator
 from ..cli import nonneg_float, positive_int, probability
 from .generators import GeneratorRecipe
+from .losses import mode_seeking_penalty
 from .loop import Phase, register
 
 
@@ -204,7 +205,9 @@ class StyleGAN2(GeneratorRecipe):
             k = self.tr.dist.rank * self.rounds + r
             yield slice(k * cs, (k + 1) * cs)
 
-    def draw_inputs(self, seed: int, n: int) -> _Inputs:
+    def draw_inputs(self, seed: int, n: int, paired: bool = False) -> _Inputs:
+        """`paired`: in each micro-batch the second half has the labels of the first, row for row, so
+        the mode-seeking term compares two z's under one label without crossing micro-batches."""
         g = torch.Generator().manual_seed(seed)
         cfg = self.tr.cfg
         z = torch.randn(n, cfg["z_dim"], generator=g)
@@ -212,6 +215,9 @@ class StyleGAN2(GeneratorRecipe):
         if cfg["c_dim"]:
             # labels as often as the data has them
             c = self.ds.labels[torch.randint(0, len(self.ds.labels), (n,), generator=g)]
+            if paired:
+                c = c.view(-1, 2, n // (2 * self.tr.dist.world * self.rounds))
+                c = c[:, :1].expand_as(c).reshape(n)
         z2 = torch.randn(n, cfg["z_dim"], generator=g)
         num_ws = self.G.num_ws
         mix = torch.rand(n, generator=g) < cfg["style_mixing"]
@@ -268,7 +274,8 @@ class StyleGAN2(GeneratorRecipe):
     def g_main(self, ctx: dict) -> None:
         """Non-saturating logistic loss. When the path-length phase is due too, both add into one Adam step."""
         B, seeds, stats = self.B, ctx["seeds"], ctx["stats"]
-        inp = self.draw_inputs(seeds[1], B)
+        ms = self.tr.cfg.get("mode_seeking") or 0.0
+        inp = self.draw_inputs(seeds[1], B, paired=bool(ms))
         self.opt_G.zero_grad(set_to_none=True)
         self.D.requires_grad_(False)
         for rows in self.chunks(B):
@@ -276,7 +283,13 @@ class StyleGAN2(GeneratorRecipe):
                 img, _, _, c = self.run_G(inp, rows)
                 logits = self.run_D(img, c, seeds[2], rows, B).float()
             loss = F.softplus(-logits).sum()
-            self.backward(loss / B, self.scaler_G)
+            total = loss
+            if ms:
+                # per micro-batch; its weight is that micro-batch's share of the global batch
+                term = ms * mode_seeking_penalty(inp.z[rows].to(img.device), img.float())
+                total = total + term * (rows.stop - rows.start)
+                stats[9] += term.detach().double().cpu() * (rows.stop - rows.start)
+            self.backward(total / B, self.scaler_G)
             stats[0] += loss.item()
         if "Greg" not in ctx["due"]:
             self.opt_step(self.G, self.opt_G, self.scaler_G)
@@ -375,6 +388,8 @@ class StyleGAN2(GeneratorRecipe):
         stats = dist.all_reduce_sum(ctx["stats"])
         out = {"loss_d": float(stats[1] / B), "loss_g": float(stats[0] / B),
                "d_real": float(stats[2] / B), "d_fake": float(stats[3] / B), "aug_p": float(self.augment.p)}
+        if cfg.get("mode_seeking"):
+            out["ms"] = float(stats[9] / B)
         # the lazy penalties are measured every few steps; each row carries the latest, so a log
         # written every N steps still has them
         if "Dreg" in ctx["due"]:
