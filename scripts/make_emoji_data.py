@@ -103,6 +103,58 @@ def noto_bitmaps(font_path: Path, size: int, fill: int):
             yield name, im
 
 
+EMOJI_TEST = Path("/usr/share/unicode/emoji/emoji-test.txt")  # Debian unicode-data
+_NOT_BASES = {0x200D, 0xFE0F, 0x2640, 0x2642, 0x20E3, *range(0x1F3FB, 0x1F400), *range(0xE0000, 0xE0080)}
+
+
+def glyph_sequences(font) -> dict[str, tuple[int, ...]]:
+    """Glyph name -> the code points that draw it: the character map for single code points, the
+    GSUB ligatures for sequences (ZWJ, skin tones, flags, keycaps)."""
+    rev: dict[str, int] = {}
+    for cp, g in sorted(font.getBestCmap().items()):
+        rev.setdefault(g, cp)
+    seqs = {g: (cp,) for g, cp in rev.items()}
+    for lookup in font["GSUB"].table.LookupList.Lookup:
+        for st in lookup.SubTable:
+            st = st.ExtSubTable if lookup.LookupType == 7 else st
+            for first, ligs in (getattr(st, "ligatures", None) or {}).items():
+                for lig in ligs:
+                    comps = [first, *lig.Component]
+                    if all(c in rev for c in comps):
+                        seqs.setdefault(lig.LigGlyph, tuple(rev[c] for c in comps))
+    return seqs
+
+
+def emoji_groups(path: Path = EMOJI_TEST) -> tuple[dict, dict]:
+    """Unicode's emoji groups (Smileys & Emotion, People & Body, ...) from emoji-test.txt: by the
+    sorted code points of a sequence (the font's ligatures do not keep the file's order), and by
+    single code point."""
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found: apt-get install unicode-data") from None
+    by_seq: dict[tuple[int, ...], str] = {}
+    single: dict[int, str] = {}
+    group = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# group:"):
+            group = line.split(":", 1)[1].strip()
+        elif line.strip() and not line.startswith("#"):
+            cps = tuple(int(h, 16) for h in line.split(";")[0].split() if h != "FE0F")
+            by_seq.setdefault(tuple(sorted(cps)), group)
+            if len(cps) == 1:
+                single.setdefault(cps[0], group)
+    return by_seq, single
+
+
+def group_of(cps: tuple[int, ...], by_seq: dict, single: dict) -> str | None:
+    """A sequence's group, or its base emoji's where Unicode lists no such sequence (Noto draws some
+    sequences the file lacks); None for what is no emoji on its own (digits, regional letters)."""
+    g = by_seq.get(tuple(sorted(x for x in cps if x != 0xFE0F)))
+    if g is None:
+        bases = [x for x in cps if x not in _NOT_BASES]
+        g = single.get(bases[0]) if bases else None
+    return g
+
+
 def before_after(model: Path, data: Path, out: Path, count: int = 12, zoom: int = 2) -> list[str]:
     import numpy as np
     import torch
@@ -143,18 +195,34 @@ def main(argv=None) -> int:
                    help="render held-out Noto / translated / OpenMoji rows from an existing OUT instead")
     p.add_argument("--noto-all", action="store_true",
                    help="instead write every Noto colour bitmap to OUT/noto_all/ (StyleGAN2 training data)")
+    p.add_argument("--by-group", action="store_true",
+                   help="with --noto-all: write OUT/noto_groups/NN-group/ instead, one folder per Unicode emoji "
+                        "group (labels for a class-conditional model; Component and non-emoji glyphs left out)")
     a = p.parse_args(argv)
     fill = a.fill or a.size * 7 // 8
     if not 8 <= a.size <= 1024 or not 1 <= fill <= a.size:
         p.error(f"need 8 <= --size <= 1024 and 1 <= --fill <= --size (got {a.size}, {fill})")
     if a.noto_all:
-        folder = a.out / "noto_all"
-        folder.mkdir(parents=True, exist_ok=True)
-        n = 0
+        folder = a.out / ("noto_groups" if a.by_group else "noto_all")
+        if a.by_group:
+            from fontTools.ttLib import TTFont
+            seqs = glyph_sequences(TTFont(str(a.noto_font)))
+            by_seq, single = emoji_groups()
+            order = list(dict.fromkeys(single.values()))  # the file's group order
+        counts: dict[str, int] = {}
         for name, im in noto_bitmaps(a.noto_font, a.size, fill):
-            im.save(folder / f"{name}.png")
-            n += 1
-        print(f"{folder}: {n} emojis, {a.size} px")
+            sub = folder
+            if a.by_group:
+                g = group_of(seqs.get(name, ()), by_seq, single)
+                if g is None or g == "Component":
+                    continue
+                slug = g.lower().replace(" & ", "_").replace(" ", "_")
+                sub = folder / f"{order.index(g):02d}-{slug}"
+            sub.mkdir(parents=True, exist_ok=True)
+            im.save(sub / f"{name}.png")
+            counts[sub.name] = counts.get(sub.name, 0) + 1
+        print(f"{folder}: {sum(counts.values())} emojis, {a.size} px"
+              + ("".join(f"\n  {k}: {v}" for k, v in sorted(counts.items())) if a.by_group else ""))
         return 0
     if a.before_after:
         names = before_after(a.before_after[0], a.out, a.before_after[1])

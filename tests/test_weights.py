@@ -112,3 +112,23 @@ def test_noto_bitmaps_reads_the_cbdt_table(tmp_path):
         px = im.load()
         assert px[0, 0] == (255, 255, 255)  # the margin is white
         assert len(im.getcolors(64 * 64)) > 10  # the emoji is drawn in colour
+
+
+def test_emoji_groups_label_noto_glyphs_by_unicode_group():
+    """Class labels for a conditional emoji model: each Noto glyph's Unicode emoji group, found
+    through the font's ligatures for sequences whatever order the font keeps them in."""
+    fonttools = pytest.importorskip("fontTools.ttLib", reason="fonttools is not installed: pip install fonttools")
+    mod = _make_emoji_data()
+    if not mod.NOTO_FONT.is_file() or not mod.EMOJI_TEST.is_file():
+        pytest.skip("needs apt-get install fonts-noto-color-emoji unicode-data")
+    seqs = mod.glyph_sequences(fonttools.TTFont(str(mod.NOTO_FONT)))
+    by_seq, single = mod.emoji_groups()
+    by_cps = {cps: name for name, cps in seqs.items()}
+    grin = by_cps[(0x1F600,)]
+    assert mod.group_of(seqs[grin], by_seq, single) == "Smileys & Emotion"
+    # a woman golfing, medium skin tone (a ZWJ sequence): People & Body, not the golf flag's Activities
+    golfer = next(n for n, cps in seqs.items() if set(cps) >= {0x1F3CC, 0x200D, 0x2640, 0x1F3FD})
+    assert mod.group_of(seqs[golfer], by_seq, single) == "People & Body"
+    flag = next(n for n, cps in seqs.items() if len(cps) == 2 and all(0x1F1E6 <= c <= 0x1F1FF for c in cps))
+    assert mod.group_of(seqs[flag], by_seq, single) == "Flags"
+    assert mod.group_of((0x1F1EB,), by_seq, single) is None  # a lone regional letter is no emoji
