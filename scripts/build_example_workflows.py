@@ -22,18 +22,28 @@ FIXED = {"control_after_generate": "fixed"}  # examples reproduce the same image
 # Fashion-MNIST is 28 px: the editor never draws a preview larger than the image itself, so the
 # examples enlarge the pixels (nearest, no smoothing) with core's Upscale Image By before saving.
 UPSCALE = {"upscale_method": "nearest-exact", "scale_by": 4.0}
-LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
+LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 40],
           "widgets": {"checkpoint": CKPT, "device": "auto", "dtype": "float32"}}
+
+
+FM_NOTE = (f"This example loads {CKPT}, the pack's class-conditional DCGAN (28 px Fashion-MNIST). "
+           "Sample Latent (GAN): class_index -1 draws a random class per seed; 0-9 fixes one (0 T-shirt/top, "
+           "1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal, 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot).\n\n"
+           "Upscale Image By enlarges the small images (nearest) so the preview shows them.")
+
+
+def _note(text, pos=(40, 420), size=(300, 220)):
+    return {"id": "note", "type": "Note", "pos": list(pos), "size": list(size), "widgets": {"text": text}}
 
 
 def seeds_grid():
     return {"nodes": [
-        LOADER,
-        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [470, 160],
+        LOADER, _note(FM_NOTE, pos=(40, 500), size=(300, 250)),
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [40, 220],
          "widgets": {"seed": 0, **FIXED, "batch_size": 16, "class_index": -1}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [900, 160], "widgets": {"truncation_psi": 1.0}},
-        {"id": "upscale", "type": "ImageScaleBy", "pos": [1330, 160], "widgets": UPSCALE},
-        {"id": "save", "type": "SaveImage", "pos": [1760, 160], "size": [440, 500],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [390, 40], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [390, 320], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveImage", "pos": [740, 40], "size": [440, 440],
          "widgets": {"filename_prefix": "gan/seeds_grid"}},
     ], "links": [
         ("loader", 0, "sample", "generator"), ("loader", 0, "generate", "generator"),
@@ -49,13 +59,13 @@ def class_sweep():
     class_list repeats the batch_size seeds for every class in the list."""
     names = ", ".join(name for _, name in SWEEP_CLASSES)
     return {"nodes": [
-        LOADER,
-        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [470, 160], "title": f"Sample: {names}",
+        LOADER, _note(FM_NOTE, pos=(40, 500), size=(365, 250)),
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [40, 220], "title": f"Sample: {names}",
          "widgets": {"seed": 100, **FIXED, "batch_size": 4, "class_index": -1,
                      "class_list": ",".join(str(c) for c, _ in SWEEP_CLASSES)}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [900, 160], "widgets": {"truncation_psi": 1.0}},
-        {"id": "upscale", "type": "ImageScaleBy", "pos": [1330, 160], "widgets": UPSCALE},
-        {"id": "save", "type": "SaveImage", "pos": [1760, 160], "size": [440, 500],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [450, 40], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [450, 320], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveImage", "pos": [800, 40], "size": [440, 440],
          "widgets": {"filename_prefix": "gan/class_sweep"}},
     ], "links": [
         ("loader", 0, "sample", "generator"), ("loader", 0, "generate", "generator"),
@@ -66,15 +76,15 @@ def class_sweep():
 def interpolation_webp():
     return {"nodes": [
         LOADER,
-        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [470, 40], "title": "Start (seed 1)",
+        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [40, 220], "title": "Start (seed 1)",
          "widgets": {"seed": 1, **FIXED, "batch_size": 1, "class_index": 7}},
-        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [470, 330], "title": "End (seed 2)",
+        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [40, 500], "title": "End (seed 2)",
          "widgets": {"seed": 2, **FIXED, "batch_size": 1, "class_index": 9}},
-        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [900, 160],
+        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [390, 40],
          "widgets": {"frames": 16, "method": "auto", "ping_pong": True}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1330, 160], "widgets": {"truncation_psi": 1.0}},
-        {"id": "upscale", "type": "ImageScaleBy", "pos": [1760, 160], "widgets": UPSCALE},
-        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [2190, 160], "size": [400, 460],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [390, 220], "widgets": {"truncation_psi": 1.0}},
+        {"id": "upscale", "type": "ImageScaleBy", "pos": [390, 500], "widgets": UPSCALE},
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [740, 40], "size": [400, 460],
          "widgets": {"filename_prefix": "gan/interpolation", "fps": 12.0, "lossless": True,
                      "quality": 90, "method": "default"}},
     ], "links": [
@@ -86,7 +96,7 @@ def interpolation_webp():
 
 # -- StyleGAN ----------------------------------------------------------------------------------------
 SG_CKPT = "emoji_stylegan2.safetensors"  # the pack's own small StyleGAN2 (weights/): runs offline as loaded
-SG_LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 160],
+SG_LOADER = {"id": "loader", "type": "ComfyGAN_LoadGANGenerator", "pos": [40, 40],
              "widgets": {"checkpoint": SG_CKPT, "device": "auto", "dtype": "float32"}}
 SG_NOTE = (f"This example loads {SG_CKPT}, the pack's small emoji StyleGAN2 (64 px, trained on a CPU). "
            "For your own StyleGAN2 or StyleGAN3, put it in models/gan and pick it in Load GAN Generator: "
@@ -95,28 +105,24 @@ SG_NOTE = (f"This example loads {SG_CKPT}, the pack's small emoji StyleGAN2 (64 
            "Conditional models: set class_index in Sample Latent (GAN).")
 
 
-def _note(text, pos=(40, 420), size=(300, 220)):
-    return {"id": "note", "type": "Note", "pos": list(pos), "size": list(size), "widgets": {"text": text}}
-
-
 TRUNCATION_PSIS = [1.0, 0.7, 0.4]
 
 
 def stylegan_truncation():
     """One batch of seeds at a few truncation psi values, a row per psi in one grid."""
     nodes = [SG_LOADER, _note(SG_NOTE + "\n\nRows: truncation psi " + ", ".join(map(str, TRUNCATION_PSIS))
-                              + " (lower psi: closer to the average image, less variety).", pos=(40, 420)),
-             {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [470, 160], "title": "Seeds 0-3",
+                              + " (lower psi: closer to the average image, less variety).", pos=(40, 500)),
+             {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [40, 220], "title": "Seeds 0-3",
               "widgets": {"seed": 0, **FIXED, "batch_size": 4, "class_index": -1}}]
     links = [("loader", 0, "sample", "generator")]
     for row, psi in enumerate(TRUNCATION_PSIS):
         gid = f"gen{row}"
-        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [900, 40 + row * 260],
+        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [390, 40 + row * 260],
                       "title": f"psi {psi}", "widgets": {"truncation_psi": psi}})
         links += [("loader", 0, gid, "generator"), ("sample", 0, gid, "latent")]
-    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1330, 300]})
+    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [740, 40]})
     links += [(f"gen{row}", 0, "batch", None) for row in range(len(TRUNCATION_PSIS))]
-    nodes.append({"id": "save", "type": "SaveImage", "pos": [1760, 160], "size": [440, 500],
+    nodes.append({"id": "save", "type": "SaveImage", "pos": [740, 180], "size": [440, 380],
                   "widgets": {"filename_prefix": "stylegan/truncation"}})
     links.append(("batch", 0, "save", "images"))
     return {"nodes": nodes, "links": links}
@@ -127,23 +133,23 @@ def stylegan_style_mixing():
     layers: a row each."""
     nodes = [SG_LOADER, _note(SG_NOTE + "\n\nRows: the sources; middle and fine layers from the style "
                                        "seed (middle: pose kept, look mixed; fine: colours and texture only).",
-                              pos=(40, 420)),
-             {"id": "sources", "type": "ComfyGAN_SampleLatent", "pos": [470, 40], "title": "Sources (seeds 10-13)",
+                              pos=(740, 700), size=(300, 200)),
+             {"id": "sources", "type": "ComfyGAN_SampleLatent", "pos": [40, 220], "title": "Sources (seeds 10-13)",
               "widgets": {"seed": 10, **FIXED, "batch_size": 4, "class_index": -1}},
-             {"id": "style", "type": "ComfyGAN_SampleLatent", "pos": [470, 420], "title": "Style (seed 20)",
+             {"id": "style", "type": "ComfyGAN_SampleLatent", "pos": [40, 500], "title": "Style (seed 20)",
               "widgets": {"seed": 20, **FIXED, "batch_size": 1, "class_index": -1}}]
     links = [("loader", 0, "sources", "generator"), ("loader", 0, "style", "generator")]
     for row, mix_from in enumerate(["none", "middle", "fine"]):
         gid = f"gen_{mix_from}"
-        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [900, 40 + row * 330],
+        nodes.append({"id": gid, "type": "ComfyGAN_GenerateImage", "pos": [390, 40 + row * 280],
                       "title": "Sources" if mix_from == "none" else f"Mix: {mix_from} layers from style",
                       "widgets": {"truncation_psi": 0.7, "mix_from": mix_from}})
         links += [("loader", 0, gid, "generator"), ("sources", 0, gid, "latent")]
         if mix_from != "none":
             links.append(("style", 0, gid, "mix_latent"))
-    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [1330, 360]})
+    nodes.append({"id": "batch", "type": "BatchImagesNode", "pos": [740, 40]})
     links += [(f"gen_{m}", 0, "batch", None) for m in ("none", "middle", "fine")]
-    nodes.append({"id": "save", "type": "SaveImage", "pos": [1760, 200], "size": [440, 500],
+    nodes.append({"id": "save", "type": "SaveImage", "pos": [740, 180], "size": [440, 480],
                   "widgets": {"filename_prefix": "stylegan/style_mixing"}})
     links.append(("batch", 0, "save", "images"))
     return {"nodes": nodes, "links": links}
@@ -154,15 +160,15 @@ def stylegan_w_interpolation_webp():
     w = {"space": "w", "truncation_psi": 0.7, "truncation_cutoff": 0}
     return {"nodes": [
         SG_LOADER, _note(SG_NOTE + "\n\nThe latents are sampled in W with truncation psi 0.7 already "
-                                   "applied, so Generate Image (GAN) keeps psi at 1.", pos=(40, 420)),
-        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [470, 40], "title": "Start (seed 1, W)",
+                                   "applied, so Generate Image (GAN) keeps psi at 1.", pos=(390, 500)),
+        {"id": "a", "type": "ComfyGAN_SampleLatent", "pos": [40, 220], "title": "Start (seed 1, W)",
          "widgets": {"seed": 1, **FIXED, "batch_size": 1, "class_index": -1, **w}},
-        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [470, 400], "title": "End (seed 2, W)",
+        {"id": "b", "type": "ComfyGAN_SampleLatent", "pos": [40, 560], "title": "End (seed 2, W)",
          "widgets": {"seed": 2, **FIXED, "batch_size": 1, "class_index": -1, **w}},
-        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [900, 200],
+        {"id": "interp", "type": "ComfyGAN_LatentInterpolate", "pos": [390, 40],
          "widgets": {"frames": 24, "method": "lerp", "ping_pong": True}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1330, 200], "widgets": {"truncation_psi": 1.0}},
-        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1760, 150], "size": [400, 440],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [390, 220], "widgets": {"truncation_psi": 1.0}},
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [740, 40], "size": [400, 440],
          "widgets": {"filename_prefix": "stylegan/w_interpolation", "fps": 16.0, "lossless": True,
                      "quality": 90, "method": "default"}},
     ], "links": [
@@ -189,10 +195,10 @@ TRANSFER = {"strength": 1.0, "process_resolution": 0, "tile_size": 0, "tile_over
 
 def style_transfer_image():
     return {"nodes": [
-        TR_LOADER, _note(TR_NOTE, pos=(40, 300)),
-        {"id": "load", "type": "LoadImage", "pos": [470, 40], "size": [320, 400], "widgets": {"image": STYLE_IMAGE}},
-        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [925, 120], "widgets": TRANSFER},
-        {"id": "save", "type": "SaveImage", "pos": [1355, 40], "size": [400, 460],
+        TR_LOADER, _note(TR_NOTE, pos=(40, 300), size=(300, 300)),
+        {"id": "load", "type": "LoadImage", "pos": [390, 40], "size": [320, 400], "widgets": {"image": STYLE_IMAGE}},
+        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [760, 120], "widgets": TRANSFER},
+        {"id": "save", "type": "SaveImage", "pos": [1110, 40], "size": [400, 400],
          "widgets": {"filename_prefix": "style/image"}},
     ], "links": [
         ("loader", 0, "transfer", "translator"), ("load", 0, "transfer", "image"), ("transfer", 0, "save", "images"),
@@ -201,12 +207,12 @@ def style_transfer_image():
 
 def style_transfer_video():
     return {"nodes": [
-        TR_LOADER, _note(TR_NOTE + "\n\nThe video keeps its frame rate and sound.", pos=(40, 300)),
-        {"id": "load", "type": "LoadVideo", "pos": [470, 40], "size": [320, 400], "widgets": {"file": STYLE_VIDEO}},
-        {"id": "split", "type": "GetVideoComponents", "pos": [925, 40]},
-        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [925, 260], "widgets": TRANSFER},
-        {"id": "join", "type": "CreateVideo", "pos": [1355, 120], "widgets": {"fps": 30.0, "bit_depth": 8}},
-        {"id": "save", "type": "SaveVideo", "pos": [1760, 40], "size": [400, 460],
+        TR_LOADER, _note(TR_NOTE + "\n\nThe video keeps its frame rate and sound.", pos=(40, 300), size=(300, 460)),
+        {"id": "load", "type": "LoadVideo", "pos": [390, 40], "size": [320, 400], "widgets": {"file": STYLE_VIDEO}},
+        {"id": "split", "type": "GetVideoComponents", "pos": [760, 40]},
+        {"id": "transfer", "type": "ComfyGAN_GANStyleTransfer", "pos": [760, 200], "widgets": TRANSFER},
+        {"id": "join", "type": "CreateVideo", "pos": [760, 460], "widgets": {"fps": 30.0, "bit_depth": 8}},
+        {"id": "save", "type": "SaveVideo", "pos": [1110, 40], "size": [400, 420],
          "widgets": {"filename_prefix": "style/video", "format": "mp4", "format.codec": "h264"}},
     ], "links": [
         ("load", 0, "split", "video"), ("loader", 0, "transfer", "translator"), ("split", 0, "transfer", "image"),
@@ -238,15 +244,15 @@ def invert_edit():
     return {"fit_view": True, "nodes": [
         INV_LOADER, INV_IMAGE, _note(INV_NOTE, pos=(40, 690), size=(300, 230)),
         {"id": "invert", "type": "ComfyGAN_InvertImage", "pos": [390, 40], "widgets": INVERT},
-        {"id": "find", "type": "ComfyGAN_FindDirections", "pos": [390, 520], "widgets": FIND},
+        {"id": "find", "type": "ComfyGAN_FindDirections", "pos": [390, 420], "widgets": FIND},
         {"id": "edit1", "type": "ComfyGAN_ApplyDirection", "pos": [750, 40], "title": "Edit 1: direction 0",
          "widgets": {"index": 0, "strength": 2.0, "layers": ""}},
-        {"id": "edit2", "type": "ComfyGAN_ApplyDirection", "pos": [750, 300], "title": "Edit 2: direction 5",
+        {"id": "edit2", "type": "ComfyGAN_ApplyDirection", "pos": [750, 240], "title": "Edit 2: direction 5",
          "widgets": {"index": 5, "strength": 1.5, "layers": ""}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1110, 40], "widgets": {"truncation_psi": 1.0}},
-        {"id": "save", "type": "SaveImage", "pos": [1470, 40], "size": [340, 400], "title": "Edited",
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [750, 440], "widgets": {"truncation_psi": 1.0}},
+        {"id": "save", "type": "SaveImage", "pos": [1110, 40], "size": [340, 400], "title": "Edited",
          "widgets": {"filename_prefix": "gan/invert_edit"}},
-        {"id": "preview", "type": "PreviewImage", "pos": [1110, 500], "size": [340, 400], "title": "Reconstruction"},
+        {"id": "preview", "type": "PreviewImage", "pos": [390, 660], "size": [300, 260], "title": "Reconstruction"},
     ], "links": [
         ("loader", 0, "invert", "generator"), ("image", 0, "invert", "image"), ("loader", 0, "find", "generator"),
         ("loader", 0, "edit1", "generator"), ("invert", 0, "edit1", "latent"), ("find", 0, "edit1", "directions"),
@@ -267,8 +273,8 @@ def direction_sweep_webp():
         {"id": "find", "type": "ComfyGAN_FindDirections", "pos": [390, 330], "widgets": FIND},
         {"id": "sweep", "type": "ComfyGAN_DirectionSweep", "pos": [750, 40],
          "widgets": {"index": 0, "strength": 2.0, "frames": 12, "layers": "", "ping_pong": True}},
-        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [1110, 40], "widgets": {"truncation_psi": 1.0}},
-        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1470, 40], "size": [360, 440],
+        {"id": "generate", "type": "ComfyGAN_GenerateImage", "pos": [750, 290], "widgets": {"truncation_psi": 1.0}},
+        {"id": "save", "type": "SaveAnimatedWEBP", "pos": [1110, 40], "size": [360, 440],
          "widgets": {"filename_prefix": "gan/direction_sweep", "fps": 12.0, "lossless": True,
                      "quality": 90, "method": "default"}},
     ], "links": [
@@ -286,16 +292,16 @@ def img2img_style_mix():
         INV_LOADER, INV_IMAGE,
         _note(INV_NOTE + "\n\nGenerateImage's mix_latent with mix_from middle keeps the photo's coarse layers "
                          "(shape) and takes the rest from the sample; fine keeps more of the photo.",
-              pos=(40, 690), size=(300, 290)),
+              pos=(750, 590), size=(300, 250)),
         {"id": "invert", "type": "ComfyGAN_InvertImage", "pos": [390, 40], "widgets": INVERT},
-        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [390, 520], "title": "Style source (seed 7)",
+        {"id": "sample", "type": "ComfyGAN_SampleLatent", "pos": [390, 420], "title": "Style source (seed 7)",
          "widgets": {"seed": 7, **FIXED, "batch_size": 1, "class_index": -1}},
-        {"id": "gen_sample", "type": "ComfyGAN_GenerateImage", "pos": [750, 520], "title": "The sample",
+        {"id": "gen_sample", "type": "ComfyGAN_GenerateImage", "pos": [750, 320], "title": "The sample",
          "widgets": {"truncation_psi": 1.0}},
         {"id": "mix", "type": "ComfyGAN_GenerateImage", "pos": [750, 40], "title": "Photo's coarse + sample's fine",
          "widgets": {"truncation_psi": 1.0, "mix_from": "middle"}},
         {"id": "batch", "type": "BatchImagesNode", "pos": [1110, 40]},
-        {"id": "save", "type": "SaveImage", "pos": [1470, 40], "size": [400, 300],
+        {"id": "save", "type": "SaveImage", "pos": [1110, 180], "size": [400, 300],
          "title": "Reconstruction | sample | mix", "widgets": {"filename_prefix": "gan/img2img_style_mix"}},
     ], "links": [
         ("loader", 0, "invert", "generator"), ("image", 0, "invert", "image"), ("loader", 0, "sample", "generator"),
@@ -373,12 +379,20 @@ async (spec) => {
     }
     const x0 = Math.min(...boxes.map((b) => b.x)), y0 = Math.min(...boxes.map((b) => b.y));
     const x1 = Math.max(...boxes.map((b) => b.x + b.w)), y1 = Math.max(...boxes.map((b) => b.y + b.h));
-    // the smallest window the examples are checked at, less the editor's side bar, the Run toolbar
-    // (top right) and the zoom controls (bottom right)
-    const [vw, vh, left, top, right, bottom] = [1280, 800, 80, 110, 30, 80];
-    const scale = Math.min(1, (vw - left - right) / (x1 - x0), (vh - top - bottom) / (y1 - y0));
+    // The view saved in the file (Workflow > Open shows it) is the one the template browser makes at the
+    // smallest window the examples are checked at: the graph's bounds (10 px of padding around them) in
+    // the middle 3/4 of a 1280x800 canvas. It must stay above the zoom under which the editor draws nodes
+    // as bare boxes without their text.
+    const [vw, vh, pad] = [1280, 800, 10];
+    const scale = 0.75 * Math.min(vw / (x1 - x0 + 2 * pad), vh / (y1 - y0 + 2 * pad));
+    const lod = window.app.canvas._lowQualityZoomThreshold || 0;
+    if (scale < lod) {
+      throw new Error(`the graph (${Math.round(x1 - x0)} x ${Math.round(y1 - y0)}) fits a 1280x800 window only at `
+                      + `zoom ${scale.toFixed(3)}, below the editor's ${lod.toFixed(3)}: its nodes would show no `
+                      + 'text; make the layout more compact');
+    }
     window.app.canvas.ds.scale = scale;
-    window.app.canvas.ds.offset = [left / scale - x0, top / scale - y0];
+    window.app.canvas.ds.offset = [vw / 2 / scale - (x0 + x1) / 2, vh / 2 / scale - (y0 + y1) / 2];
   }
   graph.setDirtyCanvas(true, true);
   // what the editor's Export writes

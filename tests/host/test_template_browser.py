@@ -4,7 +4,8 @@ as a file (Workflow > Open); with no missing-node or validation message; run wit
 then its outputs' previews loaded and on screen, at 1280x800 and at 1920x1080, without panning or
 zooming: the view the editor shows as it opens the workflow is the one that must show the whole graph
 (every node inside the page and clear of the editor's panels: side bar, tab bar, Run toolbar, minimap,
-zoom buttons) and its outputs' previews.
+zoom buttons) and its outputs' previews, at a zoom where the editor still draws the nodes' text (below
+its level-of-detail threshold it draws bare boxes).
 
 The two ways give different views. From the template browser the editor ignores the workflow's saved
 extra.ds and fits the graph (loadGraphData(..., {openSource: 'template'}) -> fitView(): the graph's
@@ -116,7 +117,9 @@ MEASURE = r"""
     return out;
   });
   return {viewport: [innerWidth, innerHeight], canvas: [el.left, el.top, el.right, el.bottom],
-          ds: {scale: ds.scale, offset: [...ds.offset]}, nodes};
+          ds: {scale: ds.scale, offset: [...ds.offset]}, nodes,
+          // below this zoom the editor draws nodes as bare boxes, without titles, widgets or text
+          low_quality: !!c.low_quality, lod_scale: c._lowQualityZoomThreshold ?? null};
 }
 """
 
@@ -254,6 +257,9 @@ def check_view(m: dict, outputs: set) -> list[str]:
     box = [max(0, m["canvas"][0]), max(0, m["canvas"][1]), min(m["viewport"][0], m["canvas"][2]),
            min(m["viewport"][1], m["canvas"][3])]
     problems = []
+    if m.get("low_quality"):
+        problems.append(f"zoomed out to {m['ds']['scale']:.3f}, below the editor's {m['lod_scale']:.3f}: the nodes "
+                        "are drawn without their text")
     for n in m["nodes"]:
         label = f"node {n['id']} {n['type']}"
         problems += _where(label, n["rect"], n["covered"], box)
