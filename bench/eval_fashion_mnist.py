@@ -147,10 +147,13 @@ def main(argv=None) -> int:
 
     ckpt = Path(a.checkpoint)
     G = gan_models.load_generator(ckpt)
-    if G.c_dim != 10 or G.img_resolution != 28 or G.img_channels != 1:
-        print(f"error: {ckpt.name} is not a 10-class 28x28 grayscale generator "
-              f"(c_dim={G.c_dim}, {G.img_resolution}px, {G.img_channels} channel(s))", file=sys.stderr)
+    # a model trained on the 28 px images padded to 32 (train.py --fit pad) is judged on its middle 28 px
+    padded = G.img_resolution == 32 and (G.meta.get("source") or {}).get("fit") == "pad"
+    if G.c_dim != 10 or G.img_channels != 1 or not (G.img_resolution == 28 or padded):
+        print(f"error: {ckpt.name} is not a 10-class 28x28 grayscale generator, nor one trained on them padded to "
+              f"32 px (c_dim={G.c_dim}, {G.img_resolution}px, {G.img_channels} channel(s))", file=sys.stderr)
         return 2
+    crop = (G.img_resolution - 28) // 2
     net, test_acc, test, cached = load_or_train_classifier(Path(a.data), Path(a.classifier_cache), a.epochs, 0)
     print(f"classifier test accuracy {test_acc:.4f}{' (cached)' if cached else ''}", file=sys.stderr)
 
@@ -162,6 +165,7 @@ def main(argv=None) -> int:
         c = F.one_hot(torch.full((a.per_class,), k), 10).float()
         with torch.no_grad():
             img = batched(lambda i: G(z[i], c[i], truncation_psi=a.psi), torch.arange(a.per_class), 500)
+        img = img[..., crop:crop + 28, crop:crop + 28]
         # quantise as a saved PNG would be, so the numbers describe the pictures users get
         img = to_input(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
         feat = batched(net.embed, img)
