@@ -16,7 +16,10 @@ never runs the file. Only its speed matters; both sides are also scored with it 
 
 Paths, all at NVlabs' default schedule (lr 0.1, ramps, w noise 0.05, noise maps with reg 1e5):
 - nvlabs_w           projector.project(G, target uint8 CHW, num_steps=S): one w + noise maps, LPIPS only;
-- ours_w             invert.project in space 'w', perceptual_weight 1, pixel_weight 0: the same settings;
+- ours_w             invert.project in space 'w', perceptual_weight 1, pixel_weight 0: the same settings,
+                     the VGG's precision as the pack picks it (auto: on a CPU fp32 or bf16, whichever runs
+                     faster there; the choice is in the result);
+- ours_w_fp32        the same in fp32 throughout, NVlabs' precision;
 - ours_w_batchB      the same, B images in one call; steps/s is per image (B x the call's steps/s);
 - ours_wplus_default space 'w+' with the default loss (pixels + LPIPS): the pack's own default.
 Targets are the generator's own images from fixed seeds (noise_mode const), quantised to 8 bits and
@@ -377,12 +380,14 @@ def bench_model(spec: str, a, device, projector, net, vgg_script) -> dict:
 
     # each round draws with other seeds (NVlabs: torch.manual_seed; ours: InvertConfig.seed), so the
     # quality is pooled over images x rounds: one run can settle in a poor basin by its draws alone
-    def eq(seed):
-        return invert.InvertConfig(space="w", steps=steps, pixel_weight=0.0, perceptual_weight=1.0, seed=seed)
+    def eq(seed, precision="auto"):
+        return invert.InvertConfig(space="w", steps=steps, pixel_weight=0.0, perceptual_weight=1.0, seed=seed,
+                                   perceptual_precision=precision)
 
     paths = {
         "nvlabs_w": lambda i, seed: run_nvlabs(projector, U, targets[i], steps, warmup, device, seed=seed),
         "ours_w": lambda i, seed: run_ours(G, targets[i:i + 1], eq(seed), net, warmup, device),
+        "ours_w_fp32": lambda i, seed: run_ours(G, targets[i:i + 1], eq(seed, "fp32"), net, warmup, device),
         f"ours_w_batch{batch}": lambda i, seed: run_ours(G, targets[:batch], eq(seed), net, warmup, device),
         "ours_wplus_default": lambda i, seed: run_ours(G, targets[i:i + 1],
                                                        invert.InvertConfig(space="w+", steps=steps, seed=seed),
@@ -404,6 +409,9 @@ def bench_model(spec: str, a, device, projector, net, vgg_script) -> dict:
         for k, f in paths.items():
             for i in ([0] if k in batched else range(n_single)):
                 rate, call_s, img = f(i, 1000 * r + i)
+                if k == "ours_w":
+                    chosen_precision = net.precision
+                net.precision = "fp32"  # every path is scored in fp32
                 rates[k].append(rate)
                 calls[k].append(call_s)
                 j = torch.arange(i, i + img.shape[0])
@@ -433,6 +441,7 @@ def bench_model(spec: str, a, device, projector, net, vgg_script) -> dict:
         "parameters": sum(p.numel() for p in G.parameters()),
         "steps": steps, "warmup_steps_excluded": warmup, "images_single": n_single, "batch": batch,
         "repeats": a.repeats,
+        "ours_w_perceptual_precision": chosen_precision,
         "generators_max_abs_diff": gen_diff, "lpips_features_script_vs_reader_max_abs_diff": feat_diff,
         "steps_per_s_per_image": {"best": best, "median": med, "all": rates},
         "ratio_vs_nvlabs": {"best": {k: best[k] / best["nvlabs_w"] for k in best if k != "nvlabs_w"},

