@@ -31,7 +31,7 @@ from torch import nn
 
 from ..archs.stylegan2 import Discriminator, Generator
 from ..cli import nonneg_float, positive_int, probability
-from .generators import GeneratorRecipe
+from .generators import GeneratorRecipe, one_hot
 from .losses import mode_seeking_penalty
 from .loop import Phase, register
 
@@ -226,7 +226,8 @@ class StyleGAN2(GeneratorRecipe):
         return _Inputs(z, c, z2, cutoff, noise)
 
     def onehot(self, y):
-        return F.one_hot(y, self.tr.cfg["c_dim"]).float().to(self.tr.device) if y is not None else None
+        c = one_hot(y, self.tr.cfg["c_dim"])
+        return None if c is None else c.to(self.tr.device)
 
     def run_G(self, inp: _Inputs, rows: slice, need_ws_mean: bool = False):
         dev, G = self.tr.device, self.G
