@@ -1,14 +1,17 @@
 """Images/s of Generate Image (GAN)'s synthesis at fixed chunk sizes against chunk 0 (auto: memory bound,
 then sizes timed on the job's own first images), side by side in one process, for the shipped
 generators. The ratio auto / best fixed size is what matters: auto must find the best size on
-whatever machine it runs on.
+whatever machine it runs on. Every size auto may pick is timed; the sizes and the settled auto run are
+interleaved over --repeats rounds and each one's median is reported, so a burst of load on a shared
+machine does not decide the comparison.
 
-    python bench/bench_chunk.py [--images 512] [--threads 1] [--out bench/results]
+    python bench/bench_chunk.py [--images 512] [--threads 1] [--repeats 5] [--out bench/results]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,13 +25,14 @@ from gan_models.devices import cpu_model  # noqa: E402
 from gan_models.generate import synthesize  # noqa: E402
 
 MODELS = ("emoji_stylegan2.safetensors", "fashion_mnist_cdcgan.safetensors")
-FIXED = (4, 16, 64, 256)
+FIXED = autotune.ChunkTuner.CANDIDATES
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=512)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -37,21 +41,41 @@ def main(argv=None) -> int:
         G = load_generator(ROOT / "weights" / name)
         lat = L.sample(G, list(range(a.images)), "random" if G.c_dim else None)
         autotune.forget()
-        row = {}
-        # auto runs first (its search is part of its cost) and again once it has settled
-        for label, chunk in [("auto_first", 0), *[(f"chunk_{c}", c) for c in FIXED], ("auto_settled", 0)]:
+
+        def rate(chunk):
             synthesize(G, lat.index(slice(0, 4)), chunk=chunk or 4)  # the allocator and kernels warm
             t = time.perf_counter()
             synthesize(G, lat, chunk=chunk)
-            row[label] = a.images / (time.perf_counter() - t)
+            return a.images / (time.perf_counter() - t)
+
+        # auto runs first (its search is part of its cost), then the fixed sizes and the settled auto
+        # in turn, round after round
+        row = {"auto_first": rate(0)}
+        searched = a.images
+        # let the search finish (a job ends inside it when the sizes it still has to try need more images)
+        while not (next((v for k, v in autotune._CHOSEN.items() if k[0] == "chunk"), None) or {}).get("done"):
+            if searched > 20 * a.images:
+                break
+            rate(0)
+            searched += a.images
+        row["search_images"] = searched
+        runs = {label: [] for label in [*(f"chunk_{c}" for c in FIXED), "auto_settled"]}
+        for _ in range(a.repeats):
+            for label in runs:
+                runs[label].append(rate(0 if label == "auto_settled" else int(label.split("_")[1])))
+        row.update({label: statistics.median(v) for label, v in runs.items()})
+        # forget() above left this model's search the only chunk entry
+        state = next((v for k, v in autotune._CHOSEN.items() if k[0] == "chunk"), None)
         best = max((k for k in row if k.startswith("chunk_")), key=row.get)
         row["best_fixed"] = best
         row["auto_settled_vs_best_fixed"] = row["auto_settled"] / row[best]
         row["auto_first_vs_best_fixed"] = row["auto_first"] / row[best]
         row["auto_settled_vs_chunk_16"] = row["auto_settled"] / row["chunk_16"]
+        row["auto_picked"] = min(state["times"], key=state["times"].get) if state and state["times"] else None
+        row["runs"] = runs
         results[name] = row
         print(name, " ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-    record = {"images": a.images, "threads": a.threads, "cpu": cpu_model(), "torch": torch.__version__,
+    record = {"images": a.images, "threads": a.threads, "repeats": a.repeats, "cpu": cpu_model(), "torch": torch.__version__,
               "images_per_s": results, "chosen": {str(k): v for k, v in autotune._CHOSEN.items()}}
     a.out.mkdir(parents=True, exist_ok=True)
     dst = a.out / f"chunk-{time.strftime('%Y%m%d-%H%M%S')}.json"

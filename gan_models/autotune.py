@@ -79,15 +79,20 @@ class ChunkTuner:
 
     The first item runs alone with hooks that measure its largest activation; an upper bound on the
     chunk follows from the memory budget. On the CPU, chunk sizes from 4 up to that bound are then
-    tried on the next items of the same job (real work, nothing is thrown away), each twice, and the
-    fastest per item is used for the rest. What was measured is kept for the key, so a later job goes
-    on where a short one stopped and a search that ended is not run again; it ends when a larger
-    chunk is clearly slower per item than the best so far. On a GPU the largest power of two within
-    the bound (at most 256) is used: a GPU gains from a large batch."""
+    tried on the next items of the same job (real work, nothing is thrown away), each in two samples of
+    at least SAMPLE_ITEMS items after one warm-up chunk (the first call at a new shape creates its
+    kernels), and the fastest per item is used for the rest. What was measured is kept for the key, so
+    a later job goes on where a short one stopped and a search that ended is not run again; it ends
+    when two larger sizes in a row are clearly slower per item than the best so far. On a shared
+    2-core machine, one chunk timed alone and a stop at the first slower size picked chunk 8 where 16
+    and 32 ran 1.1x faster. On a GPU the largest power of two within the bound (at most 256) is used:
+    a GPU gains from a large batch."""
 
     CANDIDATES = (4, 8, 16, 32, 64, 128, 256)
     PEAK_FACTOR = 4  # an op's input, output and the temporaries beside them, over its output alone
     SLOWER = 1.15  # per-item time over the best that ends the search (timing noise stays below it)
+    SAMPLE_ITEMS = 32  # a timing sample spans at least this many items: a few-ms chunk alone is at the
+    # mercy of the scheduler on a shared machine (one chunk of 8 emoji images took 2.3 to 6.4 ms)
 
     def __init__(self, key: tuple, device: torch.device, budget_bytes: int | None = None):
         self.key, self.device = ("chunk", *key), device
@@ -95,11 +100,15 @@ class ChunkTuner:
             avail = available_memory(device)
             budget_bytes = avail // 2 if device.type == "cuda" else min(avail // 4, 4 << 30)
         self.budget = max(1, int(budget_bytes))
-        self.state = chosen(self.key) or {"times": {}, "done": False}
+        # what was measured, kept per process for the key: per-item times, whether the search ended, the
+        # sizes whose kernels exist (warmed up) and samples of sizes not finished yet, so that a job too
+        # short for a size's trials leaves them to the next job rather than starting them over
+        self.state = chosen(self.key) or {"times": {}, "done": False, "warm": [], "pending": {},
+                                           "slower": 0}
         self.limit: int | None = None
         self.best = 1
         self._trials: list[int] = []
-        self._pending: dict[int, list[float]] = {}
+        self._acc: dict[int, list[float]] = {}  # size -> [seconds, items] of the sample being timed
 
     def measure_first(self, run: Callable[[int], object], module: torch.nn.Module) -> None:
         """Run one item under hooks that record the largest tensor a module returns."""
@@ -121,7 +130,10 @@ class ChunkTuner:
         if self.device.type != "cpu":
             self.best = ok[-1]
             return
-        self._trials = [] if self.state["done"] else [c for c in ok if c not in self.state["times"] for _ in (0, 1)]
+        st = self.state
+        self._trials = [] if st["done"] else [
+            c for c in ok if c not in st["times"]
+            for _ in range((c not in st["warm"]) + (2 - len(st["pending"].get(c, ()))) * self._chunks_per_sample(c))]
         self._choose(ok)
 
     def _choose(self, ok=None) -> None:
@@ -130,6 +142,9 @@ class ChunkTuner:
             self.best = min(times, key=times.get)
         elif ok:
             self.best = ok[0]
+
+    def _chunks_per_sample(self, size: int) -> int:
+        return -(-self.SAMPLE_ITEMS // size)
 
     def next_chunk(self, remaining: int) -> int:
         return min(self._trials[0] if self._trials else self.best, remaining)
@@ -140,13 +155,28 @@ class ChunkTuner:
         if not self._trials or size != self._trials[0]:
             return
         self._trials.pop(0)
-        self._pending.setdefault(size, []).append(seconds / size)
-        if len(self._pending[size]) < 2:
+        st = self.state
+        if size not in st["warm"]:  # the warm-up chunk of this size
+            st["warm"].append(size)
+            remember(self.key, st)
             return
-        times = self.state["times"]
-        times[size] = min(self._pending.pop(size))
+        acc = self._acc.setdefault(size, [0.0, 0])
+        acc[0] += seconds
+        acc[1] += size
+        if acc[1] < size * self._chunks_per_sample(size):
+            return
+        st["pending"].setdefault(size, []).append(acc[0] / acc[1])
+        del self._acc[size]
+        remember(self.key, st)
+        if len(st["pending"][size]) < 2:
+            return
+        times = st["times"]
+        times[size] = min(st["pending"].pop(size))
         self._choose()
-        if not self._trials or (size > self.best and times[size] > self.SLOWER * times[self.best]):
+        slower = size > self.best and times[size] > self.SLOWER * times[self.best]
+        st["slower"] = st["slower"] + 1 if slower else 0
+        # two larger sizes in a row clearly slower: one alone could be a burst of load on a shared machine
+        if not self._trials or st["slower"] >= 2:
             self._trials = []
             self.state["done"] = True
         remember(self.key, self.state)
