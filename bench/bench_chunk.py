@@ -28,6 +28,11 @@ MODELS = ("emoji_stylegan2.safetensors", "fashion_mnist_cdcgan.safetensors")
 FIXED = autotune.ChunkTuner.CANDIDATES
 
 
+def chunk_state() -> dict | None:
+    """The chunk search's state; autotune.forget() before each model leaves that model's the only one."""
+    return next((v for k, v in autotune._CHOSEN.items() if k[0] == "chunk"), None)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=512)
@@ -53,7 +58,7 @@ def main(argv=None) -> int:
         row = {"auto_first": rate(0)}
         searched = a.images
         # let the search finish (a job ends inside it when the sizes it still has to try need more images)
-        while not (next((v for k, v in autotune._CHOSEN.items() if k[0] == "chunk"), None) or {}).get("done"):
+        while not (chunk_state() or {}).get("done"):
             if searched > 20 * a.images:
                 break
             rate(0)
@@ -64,8 +69,7 @@ def main(argv=None) -> int:
             for label in runs:
                 runs[label].append(rate(0 if label == "auto_settled" else int(label.split("_")[1])))
         row.update({label: statistics.median(v) for label, v in runs.items()})
-        # forget() above left this model's search the only chunk entry
-        state = next((v for k, v in autotune._CHOSEN.items() if k[0] == "chunk"), None)
+        state = chunk_state()
         best = max((k for k in row if k.startswith("chunk_")), key=row.get)
         row["best_fixed"] = best
         row["auto_settled_vs_best_fixed"] = row["auto_settled"] / row[best]

@@ -32,6 +32,7 @@ from . import devices, directions, latents as L
 from .checkpoint import CheckpointError
 from .generate import fast_synthesis_kwargs, require_generator
 from .images import read_image_array
+from .perceptual import PRECISIONS
 
 SPACES = ("w", "w+", "z")
 FITS = ("crop", "pad", "resize")
@@ -73,8 +74,9 @@ class InvertConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, not {v!r}")
         if self.perceptual_weight == 0 and self.pixel_weight == 0:
             raise ValueError("perceptual_weight and pixel_weight are both 0: nothing to fit")
-        if self.perceptual_precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"perceptual_precision must be auto, fp32 or bf16, not {self.perceptual_precision!r}")
+        if self.perceptual_precision not in PRECISIONS:
+            raise ValueError(f"perceptual_precision must be one of {', '.join(PRECISIONS)}, "
+                             f"not {self.perceptual_precision!r}")
         if self.w_avg_samples < 1:
             raise ValueError(f"w_avg_samples must be at least 1, not {self.w_avg_samples}")
 
@@ -481,7 +483,7 @@ def main(argv=None) -> int:
                         "VGG16), a folder with VGG16 + lpips heads, or none (pixels only)")
     p.add_argument("--pixel-weight", type=nonneg_float, default=1.0)
     p.add_argument("--perceptual-weight", type=nonneg_float, default=1.0)
-    p.add_argument("--perceptual-precision", choices=("auto", "fp32", "bf16"), default="auto",
+    p.add_argument("--perceptual-precision", choices=PRECISIONS, default="auto",
                    help="the perceptual network's convolutions: auto (on a CPU the faster of the two, timed once; "
                         "bf16 where the CPU has bf16 matrix units), fp32 or bf16")
     p.add_argument("--no-noise", action="store_true", help="do not optimise the noise maps")
