@@ -13,20 +13,9 @@ from torch import nn
 from ..archs import dcgan
 from ..cli import unit_interval
 from . import distributed
-from .generators import GeneratorRecipe, one_hot
+from .generators import GeneratorRecipe, ema_update, one_hot
 from .loop import Phase, linear_decay, register
 from .losses import AUGMENTS as AUGMENT_CHOICES, d_loss, g_loss, mode_seeking_penalty
-
-
-@torch.no_grad()
-def ema_update(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
-    for pe, p in zip(G_ema.parameters(), G.parameters()):
-        pe.lerp_(p, 1.0 - beta)
-    # BatchNorm running statistics are not averaged weights: copy them (they are re-estimated for
-    # the averaged weights at export, see recalibrate_bn)
-    for be, b in zip(G_ema.buffers(), G.buffers()):
-        be.copy_(b)
-
 
 
 @register

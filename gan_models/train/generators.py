@@ -60,6 +60,18 @@ def fixed_grid_inputs(cfg: dict, seed: int, per_row: int = 10):
     return torch.randn(64, cfg["z_dim"], generator=gen), None, 8
 
 
+@torch.no_grad()
+def ema_update(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
+    """G_ema <- beta * G_ema + (1 - beta) * G, written as NVlabs' training loop writes it (p.lerp(p_ema,
+    beta)), so that a StyleGAN2 run rounds as theirs does. Buffers are copied, not averaged: w_avg is
+    already a running mean, and BatchNorm statistics are re-estimated for the averaged weights at
+    export (recalibrate_bn)."""
+    for pe, p in zip(G_ema.parameters(), G.parameters()):
+        pe.copy_(p.detach().lerp(pe, beta))
+    for be, b in zip(G_ema.buffers(), G.buffers()):
+        be.copy_(b)
+
+
 def export_copy(G_ema: nn.Module, cfg: dict, device) -> nn.Module:
     G = copy.deepcopy(G_ema)
     recalibrate_bn(G, cfg, cfg["bn_recal_batches"], cfg["seed"] + 777, device)

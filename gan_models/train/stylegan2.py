@@ -31,7 +31,7 @@ from torch import nn
 
 from ..archs.stylegan2 import Discriminator, Generator
 from ..cli import nonneg_float, positive_int, probability
-from .generators import GeneratorRecipe, one_hot
+from .generators import GeneratorRecipe, ema_update, one_hot
 from .losses import mode_seeking_penalty
 from .loop import Phase, register
 
@@ -379,10 +379,7 @@ class StyleGAN2(GeneratorRecipe):
             if cfg["ema_rampup"]:
                 ema_nimg = min(ema_nimg, cur_nimg * cfg["ema_rampup"])
             beta = 0.5 ** (B / max(ema_nimg, 1e-8))
-            for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                pe.copy_(p.detach().lerp(pe, beta))
-            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
-                be.copy_(b)
+        ema_update(self.G_ema, self.G, beta)
         if hasattr(self.augment, "step"):
             self.augment.step()
 
