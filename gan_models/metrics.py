@@ -513,15 +513,17 @@ def trained_fit(G) -> str:
 
 def compute_fid_kid(G, real_source, num_gen: int = 10000, batch: int = 64, device="cpu", *,
                     net: FeatureNet | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                    class_index: int | None = None, class_dist: str = "uniform", seed: int = 0,
+                    class_index: int | None = None, class_dist: str = "auto", seed: int = 0,
                     truncation_psi: float = 1.0, noise_mode: str = "const", split: str = "train",
                     num_real: int | None = None, cache_dir=None, use_cache: bool = True,
                     progress: bool = False, fit: str | None = None) -> dict:
     """FID and KID between `num_gen` samples of generator G and `real_source` (a path, a train
     `Dataset`, an image tensor, or precomputed `RealFeatures`).
 
-    Class-conditional G: classes are drawn uniformly (`class_dist='uniform'`) or with the real set's
-    label frequencies (`'real'`); `class_index` fixes one class and, when the real set has labels,
+    Class-conditional G: classes are drawn with the real set's label frequencies (`class_dist='real'`),
+    uniformly (`'uniform'`), or `'auto'`: as the real labels where the real set has labels for the
+    generator's classes, as NVlabs' metrics draw them from the dataset (so a model of an imbalanced
+    set is compared with the mix it was trained on), else uniformly; `class_index` fixes one class and, when the real set has labels,
     compares against that class's real images only. `fit`: how IDX reals meet G's resolution, resize or
     pad; None reads it from the checkpoint (train.py records `fit` when it padded its data), so a model
     trained on 28 px images padded to 32 is compared with reals padded the same way."""
@@ -531,8 +533,8 @@ def compute_fid_kid(G, real_source, num_gen: int = 10000, batch: int = 64, devic
         raise MetricsError(f"num_gen must be at least 2, not {num_gen}")
     if batch < 1:
         raise MetricsError(f"batch must be positive, not {batch}")
-    if class_dist not in ("uniform", "real"):
-        raise MetricsError(f"class_dist must be 'uniform' or 'real', not {class_dist!r}")
+    if class_dist not in ("auto", "uniform", "real"):
+        raise MetricsError(f"class_dist must be 'auto', 'uniform' or 'real', not {class_dist!r}")
     t0 = time.perf_counter()
     net = net or FeatureNet(device=device)
     c_dim = int(getattr(G, "c_dim", 0) or 0)
@@ -554,6 +556,8 @@ def compute_fid_kid(G, real_source, num_gen: int = 10000, batch: int = 64, devic
     if c_dim and real.labels is not None and not labelled:
         warnings.warn(f"the real set has {len(real.class_names)} classes, the generator {c_dim}: "
                       f"labels ignored")
+    if class_dist == "auto":
+        class_dist = "real" if labelled else "uniform"
     if class_index is not None:
         if labelled:
             real_feats = real.features[real.labels == class_index]
@@ -614,8 +618,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="class_index", default=None, metavar="CLASS",
                    help="generate one class only (index or name from the checkpoint's class_names), "
                         "compared with that class's real images when labelled")
-    p.add_argument("--class-dist", choices=["uniform", "real"], default="uniform",
-                   help="class-conditional generators: classes drawn uniformly or as the real labels")
+    p.add_argument("--class-dist", choices=["auto", "uniform", "real"], default="auto",
+                   help="class-conditional generators: classes drawn as the real labels (real), uniformly "
+                        "(uniform), or auto: as the real labels where the real set is labelled with the "
+                        "generator's classes, as NVlabs' metrics do, else uniformly (default)")
     p.add_argument("--truncation-psi", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     devices.add_argument(p)

@@ -268,7 +268,8 @@ def test_compute_fid_kid_ranks_generators_and_handles_classes(idx_folder, tmp_pa
     bad = M.compute_fid_kid(BlobG(broken=True), real, num_gen=60, batch=20, net=net, kid_subsets=10,
                             kid_subset_size=30)
     assert 0 <= good["fid"] < bad["fid"] / 10 and good["kid"] < bad["kid"]
-    assert good["num_gen"] == 60 and good["num_real"] == 60 and good["class_dist"] == "uniform"
+    # labelled with the generator's classes: 'auto' draws them as the real labels, as NVlabs' metrics do
+    assert good["num_gen"] == 60 and good["num_real"] == 60 and good["class_dist"] == "real"
     json.dumps(good)  # the CLI writes it as JSON
 
     G = BlobG()
@@ -279,6 +280,24 @@ def test_compute_fid_kid_ranks_generators_and_handles_classes(idx_folder, tmp_pa
     M.compute_fid_kid(G, real, num_gen=300, batch=100, net=net, class_dist="real", kid_subsets=2)
     counts = torch.bincount(torch.cat(G.seen), minlength=3)
     assert counts.min() > 60  # the real labels are balanced
+
+    # an imbalanced real set (class 0 is half of it): auto follows its mix, uniform does not, and a
+    # real set without labels falls back to uniform
+    keep = (real.labels == 0) | (np.arange(len(real)) % 6 == 1) | (np.arange(len(real)) % 6 == 2)
+    skew = M.RealFeatures(real.features[keep], real.labels[keep], real.class_names)
+    share = np.bincount(skew.labels, minlength=3)[0] / keep.sum()
+    assert share == 0.5
+    for dist, want in (("auto", share), ("real", share), ("uniform", 1 / 3)):
+        G = BlobG()
+        r = M.compute_fid_kid(G, skew, num_gen=600, batch=200, net=net, class_dist=dist, kid_subsets=2)
+        got = float(torch.cat(G.seen).eq(0).float().mean())
+        assert abs(got - want) < 0.07, (dist, got, want)
+        assert r["class_dist"] == ("real" if dist == "auto" else dist)
+    G = BlobG()
+    r = M.compute_fid_kid(G, M.RealFeatures(real.features), num_gen=300, batch=100, net=net, kid_subsets=2)
+    assert r["class_dist"] == "uniform" and torch.bincount(torch.cat(G.seen), minlength=3).min() > 60
+    with pytest.raises(M.MetricsError, match="'auto', 'uniform' or 'real'"):
+        M.compute_fid_kid(BlobG(), real, num_gen=4, net=net, class_dist="balanced")
 
     with pytest.raises(M.MetricsError, match="conditioned on 3 classes"):
         M.compute_fid_kid(BlobG(), real, num_gen=4, net=net, class_index=3)
@@ -379,7 +398,7 @@ def test_cli_end_to_end_with_a_stand_in_network(tmp_path, capsys):
     assert not r["real"]["cache_hit"] and r["real"]["count"] == 30
     assert M.main(args[:-4] + ["--out", str(tmp_path / "r2.json")]) == 0  # all classes, from the cache
     r2 = json.loads((tmp_path / "r2.json").read_text())
-    assert r2["real"]["cache_hit"] and r2["num_real"] == 30 and r2["class_dist"] == "uniform"
+    assert r2["real"]["cache_hit"] and r2["num_real"] == 30 and r2["class_dist"] == "real"
     assert M.main([str(ckpt), "--data", str(data), "--network", str(net), "--class", "7", "--quiet",
                    "--cache-dir", str(tmp_path / "cache")]) == 2
     assert "conditioned on 3 classes" in capsys.readouterr().err
